@@ -1,0 +1,295 @@
+"""The one execution path shared by `nnrun train`, `nnrun sweep` and `nnrun.run()`.
+
+Creates (or resumes) a results directory, runs the missing chunks on the chosen executor,
+journals each as it finishes, and assembles runs.csv, curves.npz, weights.npz,
+summary.csv and comparison.csv from the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from nnrun import results as rs
+from nnrun.config import Config, ConfigError
+from nnrun.config import load as load_config
+from nnrun.executor import Plan, iterate, plan as make_plan
+from nnrun.results import ResultsError
+
+
+class Interrupted(Exception):
+    """Ctrl-C: what finished is saved; ``path`` and ``resume_command`` say how to go on."""
+
+    def __init__(self, path: Path, resume_command: str) -> None:
+        super().__init__(f"interrupted; finished runs are saved in {path}")
+        self.path = path
+        self.resume_command = resume_command
+
+
+@dataclass
+class RunResult:
+    """What a notebook gets back from ``nnrun.run``."""
+
+    path: Path
+    config: Config
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    manifest: dict = field(default_factory=dict)
+
+
+def default_config() -> dict:
+    """The built-in default sweep (SPEC §6), also shipped as configs/xor.yaml."""
+    return yaml.safe_load(resources.files("nnrun").joinpath("defaults/xor.yaml").read_text(encoding="utf-8"))
+
+
+def results_dir(config: Config, root: Path = Path("results")) -> Path:
+    """results/<name>/<UTC timestamp>-<config hash8>; the name is validated to stay inside."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = root / config.name / f"{stamp}-{config.sha256()[:8]}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / config.name / f"{stamp}-{config.sha256()[:8]}-{n}"
+    return path
+
+
+def axis_columns(config: Config) -> list[str]:
+    return list(config.sweep)
+
+
+def _cell_value(value):
+    return value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
+
+
+def index_frame(p: Plan) -> pd.DataFrame:
+    """The identity columns of every run, in run-id order."""
+    variants = p.config.variant_objects()
+    parts = []
+    for chunk in p.chunks:
+        v = variants[chunk.variant]
+        frame = pd.DataFrame(
+            {
+                "run_id": chunk.run_ids,
+                "variant": v.name,
+                "output": v.output,
+                "loss": v.loss,
+                "delta": v.delta,
+                "learning_rate": np.array(chunk.lrs, dtype=float),
+                "seed": np.array(chunk.seeds, dtype=int),
+            }
+        )
+        for key, value in p.cells[chunk.cell].axes:
+            frame[key] = _cell_value(value)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _scalar_columns(result: dict) -> dict:
+    keep = ["converged", "epochs_to_converge", "epochs_run", "diverged"]
+    keep += [k for k in result if k.startswith("final_")]
+    return {k: result[k] for k in keep}
+
+
+FINAL_ORDER = ["final_ce", "final_mse", "final_accuracy", "final_max_error", "final_test_accuracy", "final_test_ce", "final_test_mse", "final_test_max_error"]
+
+
+def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> pd.DataFrame:
+    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks."""
+    index = index_frame(p)
+    pieces = []
+    for chunk in p.chunks:
+        if chunk.id in done:
+            pieces.append(pd.DataFrame({"run_id": chunk.run_ids, **_scalar_columns(rs.journal_read(directory, chunk.id))}))
+    if not pieces:
+        return index.iloc[:0]
+    values = pd.concat(pieces, ignore_index=True)
+    runs = index.merge(values, on="run_id", how="inner").sort_values("run_id", kind="stable")
+    runs["epochs_to_converge"] = runs["epochs_to_converge"].where(runs["converged"]).astype("Int64")
+    ordered = rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"]
+    ordered += [c for c in FINAL_ORDER if c in runs.columns]
+    runs = runs[ordered].reset_index(drop=True)
+    rs.write_csv(directory / "runs.csv", runs)
+    if write_curves:
+        _write_curves(directory, p, done)
+        if p.config.logging.save_weights:
+            _write_weights(directory, p, done)
+    return runs
+
+
+def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
+    chunks = [c for c in p.chunks if c.id in done]
+    grid = np.unique(np.concatenate([rs.journal_read(directory, c.id)["log_epochs"] for c in chunks]))
+    n = sum(len(c.seeds) for c in chunks)
+
+    def rows(metric: str):
+        for c in chunks:
+            j = rs.journal_read(directory, c.id)
+            block = np.full((len(c.seeds), len(grid)), np.nan, dtype=np.float32)
+            block[:, np.searchsorted(grid, j["log_epochs"])] = j[f"curve_{metric}"]
+            yield block
+
+    with rs.atomic_open(directory / "curves.npz") as fh:
+        out = rs.NpzStream(fh)
+        out.add("epoch", grid.shape, np.int64, [grid])
+        out.add("run_id", (n,), np.int64, [c.run_ids for c in chunks])
+        for metric in ("ce", "mse", "accuracy"):
+            out.add(metric, (n, len(grid)), np.float32, rows(metric))
+        out.close()
+
+
+def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
+    with rs.atomic_open(directory / "weights.npz") as fh:
+        out = rs.NpzStream(fh)
+        for c in p.chunks:
+            if c.id not in done:
+                continue
+            j = rs.journal_read(directory, c.id)
+            for key in sorted(k for k in j if k.startswith("weights_")):
+                name = key.removeprefix("weights_")
+                for r, run_id in enumerate(c.run_ids):
+                    out.add(f"r{run_id}.{name}", j[key][r].shape, np.float64, [j[key][r]])
+        out.close()
+
+
+def write_tables(directory: Path, runs: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from nnrun import stats
+
+    axes = axis_columns(config)
+    summary = stats.summarize(runs, axes)
+    rs.write_csv(directory / "summary.csv", summary)
+    comparison = stats.compare(runs, axes, baseline=config.variant_objects()[0].name)
+    rs.write_csv(directory / "comparison.csv", comparison)
+    return summary, comparison
+
+
+def _check_resumable(out: Path, config: Config) -> dict:
+    manifest = rs.read_manifest(out)
+    stored = manifest.get("config_sha256")
+    if stored != config.sha256():
+        raise ConfigError(
+            f"{out}: cannot resume: it holds a run of a different config (sha256 {str(stored)[:12]}… there, "
+            f"{config.sha256()[:12]}… now). Resume with the same config and --set options, or choose a new --out"
+        )
+    return manifest
+
+
+def execute(
+    config: Config,
+    *,
+    out: Path | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    resume: bool = False,
+    command: list[str] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    root: Path = Path("results"),
+) -> RunResult:
+    """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done)``."""
+    command = command if command is not None else sys.argv
+    started = time.time()
+    if resume:
+        if out is None:
+            raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
+        manifest = _check_resumable(out, config)
+        p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
+        done = rs.journal_done(out)
+        prior_wall = float(manifest.get("wall_seconds") or 0.0)
+    else:
+        out = out if out is not None else results_dir(config, root)
+        if out.exists() and any(out.iterdir()):
+            hint = " (add --resume to finish it)" if (out / "manifest.json").exists() else ""
+            raise ResultsError(f"{out}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
+        p = make_plan(config, workers=workers)
+        done = set()
+        prior_wall = 0.0
+        manifest = {}
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.update(
+        {
+            **rs.environment(),
+            "command": shlex.join(command),
+            "config_sha256": config.sha256(),
+            "started": manifest.get("started", rs.now()),
+            "finished": None,
+            "status": "partial",
+            "runs_total": p.n_runs,
+            "runs_done": sum(len(c.seeds) for c in p.chunks if c.id in done),
+            "chunk_runs": p.chunk_runs,
+            "wall_seconds": prior_wall,
+        }
+    )
+    if resume:
+        manifest.setdefault("resumed", []).append(rs.now())
+    rs.write_text(out / "config.yaml", config.dump_yaml())
+    rs.write_json(out / "manifest.json", manifest)
+
+    todo = [c for c in p.chunks if c.id not in done]
+    config_json = config.model_dump_json()
+    runs_done = manifest["runs_done"]
+    epochs_done = 0
+    last_flush = time.time()
+    if progress:
+        progress(runs_done, p.n_runs, 0)
+
+    def save(status: str) -> pd.DataFrame:
+        manifest.update(
+            status=status,
+            runs_done=runs_done,
+            wall_seconds=round(prior_wall + time.time() - started, 3),
+            finished=rs.now() if status == "complete" else None,
+        )
+        runs = assemble(out, p, done, write_curves=status == "complete")
+        rs.write_json(out / "manifest.json", manifest)
+        return runs
+
+    try:
+        for chunk, result in iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler):
+            rs.journal_write(out, chunk.id, result)
+            done.add(chunk.id)
+            runs_done += len(chunk.seeds)
+            epochs_done += int(result["epochs_run"].sum())
+            if progress:
+                progress(runs_done, p.n_runs, epochs_done)
+            if time.time() - last_flush > 10:  # a readable partial runs.csv, even after a kill -9
+                save("partial")
+                last_flush = time.time()
+    except KeyboardInterrupt:
+        save("partial")
+        resume_cmd = shlex.join(_resume_command(command, out))
+        raise Interrupted(out, resume_cmd) from None
+    runs = save("complete")
+    summary, comparison = write_tables(out, runs, config)
+    return RunResult(out, config, runs, summary, comparison, manifest)
+
+
+def _resume_command(command: list[str], out: Path) -> list[str]:
+    args = list(command)
+    if args and args[0].endswith(("nnrun", "__main__.py")):
+        args[0] = "nnrun"
+    for flag in ("--out",):
+        if flag in args:
+            i = args.index(flag)
+            del args[i : i + 2]
+    args = [a for a in args if not a.startswith("--out=") and a != "--resume"]
+    return args + ["--out", str(out), "--resume"]
+
+
+def run(source, **overrides) -> RunResult:
+    """Python API: ``nnrun.run("configs/xor.yaml", training__epochs=500, out="tmp/x")``."""
+    out = overrides.pop("out", None)
+    workers = overrides.pop("workers", 1)
+    sets = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
+    config = load_config(None if source is None else source, sets, default=default_config())
+    return execute(config, out=Path(out) if out else None, workers=workers, command=["nnrun.run", str(source)])

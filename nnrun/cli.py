@@ -1,0 +1,299 @@
+"""The Typer app: thin commands, and the only place that prints errors and sets exit codes.
+
+Exit codes: 0 success; 1 a check failed (gradcheck) or an internal error; 2 bad usage,
+config, data or results directory; 130 on Ctrl-C after saving what finished.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+app = typer.Typer(
+    name="nnrun",
+    help="Is the output delta a − y or (a − y)·a(1 − a)? Train many small MLPs under each variant and measure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set training.epochs=500 (dotted key, YAML value); repeatable.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Write results exactly here instead of results/<name>/<timestamp>-<hash8>/.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables; only the results path.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or dask.")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _error(message: str) -> None:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn nnrun's own exceptions into a one-paragraph message and the right exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from nnrun.api import Interrupted
+        from nnrun.config import ConfigError
+        from nnrun.datasets import DataError
+        from nnrun.results import ResultsError
+
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except (ConfigError, DataError, ResultsError) as exc:
+            _error(_escape(str(exc)))
+            raise typer.Exit(2) from None
+        except Interrupted as exc:
+            _console(stderr=True).print(f"Interrupted. Finished runs are saved in {exc.path} (status: partial).\nResume with:\n  {exc.resume_command}", markup=False)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            _console(stderr=True).print("Interrupted.", markup=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on the terminal
+            fd, path = tempfile.mkstemp(prefix="nnrun-crash-", suffix=".txt")
+            with os.fdopen(fd, "w") as fh:
+                traceback.print_exc(file=fh)
+            _error(_escape(f"internal error ({type(exc).__name__}: {exc}). This is a bug in nnrun; the full traceback is in {path}"))
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _workers(workers: int | None) -> int:
+    return workers or os.cpu_count() or 1
+
+
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool) -> None:
+    from nnrun import api
+    from nnrun.config import load
+
+    if executor not in ("local", "dask"):
+        from nnrun.config import ConfigError
+
+        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
+    config = load(config_path, sets or [], grid or [], default=api.default_config() if use_default else None)
+    console = _console()
+    show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
+    progress_cb, bar = None, None
+    if show_progress:
+        progress_cb, bar = _progress_bar()
+    try:
+        result = api.execute(
+            config, out=out, workers=_workers(workers), executor=executor, scheduler=scheduler, resume=resume, command=["nnrun", *sys.argv[1:]], progress=progress_cb
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    if not quiet:
+        from nnrun import report
+
+        m = result.manifest
+        console.print(
+            f"{config.name}: {m['runs_total']} runs of {', '.join(v.name for v in config.variant_objects())} "
+            f"on {config.dataset.name} in {m['wall_seconds']:.1f} s",
+            markup=False,
+        )
+        report.print_summary(console, result.summary, result.comparison, api.axis_columns(config))
+    console.print(f"results: {result.path}", markup=False, soft_wrap=True)
+
+
+def _progress_bar():
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    )
+    state = {"task": None, "t0": time.time(), "e0": None}
+
+    def update(done: int, total: int, epochs: int) -> None:
+        if state["task"] is None:
+            bar.start()
+            state["task"] = bar.add_task("runs", total=total, completed=done, rate="")
+            state["t0"] = time.time()
+            return
+        dt = max(time.time() - state["t0"], 1e-9)
+        bar.update(state["task"], completed=done, rate=f"{epochs / dt:,.0f} net-epochs/s")
+
+    return update, bar
+
+
+@app.command()
+@friendly
+def train(
+    config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+) -> None:
+    """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False)
+
+
+@app.command()
+@friendly
+def sweep(
+    config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config (default: the built-in XOR sweep).")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", help="A sweep axis from the command line: --grid model.hidden=[2],[4],[8]; repeatable.")] = None,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+) -> None:
+    """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None)
+
+
+@app.command()
+@friendly
+def validate(
+    config: Annotated[Path, typer.Argument(help="The YAML config to check.")],
+    set_: SetOpt = None,
+) -> None:
+    """Check a config (and its data) without running it."""
+    from nnrun.config import load, n_runs
+    from nnrun.executor import load_data, plan
+
+    cfg = load(config, set_ or [])
+    p = plan(cfg)
+    for cell in p.cells:
+        load_data(cell.config)
+    _console().print(f"{config}: valid — {n_runs(cfg)} runs ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {len(cfg.learning_rates)} learning rates × {len(cfg.seed_list())} seeds)", markup=False)
+
+
+@app.command()
+@friendly
+def variants() -> None:
+    """List the built-in variants with their output, loss and delta formulas."""
+    from rich.table import Table
+
+    from nnrun.variants import VARIANTS
+
+    table = Table(title="variants: (output, loss, delta); exact = the true gradient of the loss")
+    for col in ("name", "output", "loss", "delta", "exact", "description"):
+        table.add_column(col)
+    for v in VARIANTS.values():
+        table.add_row(v.name, v.output, f"{v.loss}: {v.loss_formula}", f"{v.delta}: {v.delta_formula}", "yes" if v.exact else "no", v.description)
+    _console().print(table)
+
+
+@app.command()
+@friendly
+def datasets() -> None:
+    """List the built-in data sets with their shapes."""
+    from rich.table import Table
+
+    from nnrun.config import DATASET_PARAMS
+    from nnrun.datasets import DESCRIPTIONS
+
+    table = Table(title="datasets (every one also takes bias_column, test_fraction, shuffle_seed, standardize)")
+    for col in ("name", "shape and classes", "parameters"):
+        table.add_column(col)
+    for name, desc in DESCRIPTIONS.items():
+        table.add_row(name, desc, ", ".join(DATASET_PARAMS[name]) or "—")
+    _console().print(table)
+
+
+@app.command()
+@friendly
+def init(directory: Annotated[Path, typer.Argument(help="Where to write the example configs.")] = Path("configs")) -> None:
+    """Write commented example configs to start from."""
+    from nnrun.examples import write_examples
+
+    for path in write_examples(directory):
+        _console().print(f"wrote {path}", markup=False)
+
+
+@app.command()
+@friendly
+def compare(
+    results: Annotated[list[Path], typer.Argument(help="Results directories, or folders to search below.")],
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="The variant others are compared with (default: the config's first).")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="epochs (to converge) or any final_* column.")] = "epochs",
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="Group rows by this column instead of the sweep axes; repeatable.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown, latex or json.")] = "table",
+    out: OutOpt = None,
+) -> None:
+    """Read results directories and print the comparison tables (never retrains)."""
+    from nnrun.compare import run_compare
+
+    run_compare(results, baseline=baseline, metric=metric, by=by, fmt=fmt, out=out, console=_console())
+
+
+@app.command()
+@friendly
+def gradcheck(
+    config: Annotated[Optional[Path], typer.Argument(help="A config whose variants and network to check (default: the XOR sweep's).")] = None,
+    set_: SetOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    points: Annotated[int, typer.Option("--points", min=1, help="Random weight points per variant.")] = 3,
+) -> None:
+    """Check every variant's backprop gradient against central finite differences of its own loss."""
+    from nnrun.gradcheck import run_gradcheck
+
+    ok = run_gradcheck(config, sets=set_ or [], fmt=fmt, points=points, console=_console())
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+@friendly
+def plot(
+    results: Annotated[list[Path], typer.Argument(help="Results directories, or folders to search below.")],
+    out: OutOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    metric: Annotated[str, typer.Option("--metric", help="Curve yardstick: ce or mse.")] = "ce",
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="One figure set per value of this column; repeatable.")] = None,
+) -> None:
+    """Write convergence figures from stored results (never retrains)."""
+    from nnrun.plots import run_plots
+
+    for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by):
+        _console().print(f"wrote {path}", markup=False, soft_wrap=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

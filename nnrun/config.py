@@ -1,0 +1,462 @@
+"""The validated config schema, `--set`/`--grid` overrides, and grid expansion into batches.
+
+Every default is defined once, here, with the reason beside it. Configs only override.
+Unknown keys are errors with a "did you mean" hint; every error is a ``ConfigError``
+whose message names the file, the key path, the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nnrun.datasets import DATASETS
+from nnrun.variants import DELTA_RULES, LOSS_NAMES, OUTPUT_NAMES, VARIANTS, Variant, VariantError
+
+
+class ConfigError(ValueError):
+    """A config the user wrote cannot be used; the message says where and how to fix it."""
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Which data-set parameters apply to which data set (the rest are rejected, not ignored).
+DATASET_PARAMS = {
+    "xor": (),
+    "parity": ("n_bits",),
+    "and": ("n_bits",),
+    "or": ("n_bits",),
+    "moons": ("n_samples", "noise"),
+    "circles": ("n_samples", "noise", "factor"),
+    "spirals": ("n_samples", "noise", "classes"),
+    "blobs": ("n_samples", "noise", "classes", "n_features"),
+    "csv": ("path", "target", "task"),
+    "digits": (),
+    "iris": (),
+    "breast_cancer": (),
+}
+OPTIONAL_DATASET_KEYS = ("n_bits", "n_samples", "noise", "factor", "classes", "n_features", "path", "target")
+
+
+class DatasetConfig(Strict):
+    name: Literal[tuple(DATASETS)] = "xor"  # type: ignore[valid-type]  # the seed's problem
+    bias_column: bool = True  # the seed appends a constant-1 input instead of bias vectors
+    n_bits: int | None = Field(None, ge=1, le=16)  # parity/and/or inputs; generator default 3 (parity) or 2
+    n_samples: int | None = Field(None, ge=2, le=1_000_000)  # generator default 200
+    noise: float | None = Field(None, ge=0, allow_inf_nan=False)  # generator default 0.1 (blobs: 1.0)
+    factor: float | None = Field(None, gt=0, lt=1)  # circles: inner radius; default 0.5
+    classes: int | None = Field(None, ge=2, le=100)  # spirals/blobs; default 2
+    n_features: int | None = Field(None, ge=1, le=1000)  # blobs; default 2
+    path: str | None = None  # csv: the file, relative to the config file
+    target: str | None = None  # csv: the target column
+    task: Literal["auto", "binary", "multiclass", "regression"] = "auto"  # csv: inferred from the target
+    standardize: bool | None = None  # None: yes for csv, iris and breast_cancer, no otherwise
+    test_fraction: float = Field(0.0, ge=0, lt=1)  # XOR has 4 rows: hold nothing out unless asked
+    shuffle_seed: int = Field(0, ge=0)  # seeds the generators' noise and the test split
+
+    @model_validator(mode="after")
+    def _params_apply(self) -> "DatasetConfig":
+        allowed = DATASET_PARAMS[self.name]
+        for key in OPTIONAL_DATASET_KEYS:
+            if getattr(self, key) is not None and key not in allowed:
+                takes = ", ".join(allowed) if allowed else "no parameters of its own"
+                raise ValueError(f"dataset.{key} does not apply to dataset {self.name!r}, which takes {takes}")
+        if self.name == "csv" and (self.path is None or self.target is None):
+            raise ValueError("dataset csv needs dataset.path (the CSV file) and dataset.target (the label column)")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in DATASET_PARAMS[self.name] if getattr(self, k) is not None and k not in ("path", "target", "task")}
+
+
+class InitConfig(Strict):
+    scheme: Literal["uniform", "normal", "xavier", "he", "legacy", "file"] = "uniform"  # U(−1, 1), as the seed's range
+    scale: PositiveFloat = 1.0  # multiplies the scheme's spread; 1 is the seed's
+    path: str | None = None  # file: an .npz of W1, b1, W2, … or a results directory's weights.npz
+    run_id: int | None = Field(None, ge=0)  # file: which run's final weights in a weights.npz
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> "InitConfig":
+        if self.scheme == "file" and not self.path:
+            raise ValueError("init scheme 'file' needs model.init.path (an .npz file)")
+        if self.scheme != "file" and (self.path is not None or self.run_id is not None):
+            raise ValueError("model.init.path and model.init.run_id apply only to init scheme 'file'")
+        return self
+
+
+class ModelConfig(Strict):
+    hidden: list[Annotated[int, Field(ge=1, le=100_000)]] = [4]  # the seed's 4 hidden units; [] = no hidden layer
+    activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid"  # the seed's hidden activation
+    bias: bool = False  # the seed has no bias vectors (the bias is the constant input column)
+    init: InitConfig = InitConfig()
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "momentum", "adam"] = "sgd"  # the seed's plain gradient descent
+    beta: float | None = Field(None, ge=0, lt=1)  # momentum; default 0.9 (PyTorch users' usual)
+    beta1: float | None = Field(None, ge=0, lt=1)  # adam; default 0.9 (torch.optim.Adam)
+    beta2: float | None = Field(None, ge=0, lt=1)  # adam; default 0.999 (torch.optim.Adam)
+    eps: float | None = Field(None, gt=0, allow_inf_nan=False)  # adam; default 1e-8 (torch.optim.Adam)
+
+    @model_validator(mode="after")
+    def _args_apply(self) -> "OptimizerConfig":
+        allowed = {"sgd": (), "momentum": ("beta",), "adam": ("beta1", "beta2", "eps")}[self.name]
+        for key in ("beta", "beta1", "beta2", "eps"):
+            if getattr(self, key) is not None and key not in allowed:
+                raise ValueError(f"training.optimizer.{key} does not apply to optimizer {self.name!r}")
+        return self
+
+    def args(self) -> tuple[tuple[str, float], ...]:
+        defaults = {"sgd": {}, "momentum": {"beta": 0.9}, "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}}[self.name]
+        return tuple((k, getattr(self, k) if getattr(self, k) is not None else v) for k, v in defaults.items())
+
+
+class TrainingConfig(Strict):
+    epochs: int = Field(60000, ge=1, le=100_000_000)  # the seed's 60,000
+    batch_size: Union[Literal["full"], Annotated[int, Field(ge=1)]] = "full"  # the seed is full batch
+    reduction: Literal["sum", "mean"] = "sum"  # the seed sums gradients over samples
+    optimizer: OptimizerConfig = OptimizerConfig()
+    dtype: Literal["float64", "float32"] = "float64"  # exact reproduction first; float32 is opt-in
+
+
+class InlineVariant(Strict):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")
+    output: Literal[OUTPUT_NAMES]  # type: ignore[valid-type]
+    loss: Literal[LOSS_NAMES]  # type: ignore[valid-type]
+    delta: Literal[DELTA_RULES] = "exact"  # type: ignore[valid-type]
+
+
+class ConvergenceConfig(Strict):
+    criterion: Literal["max_error", "accuracy", "loss"] = "max_error"  # the seed's question: every output close
+    threshold: PositiveFloat = 0.1  # max_error: every |a − y| below it
+    metric: Literal["ce", "mse"] | None = None  # loss criterion: which yardstick (required then)
+    check_every: int = Field(1, ge=1)  # every epoch, so epochs-to-converge is exact
+    stop_converged: bool = True  # a converged run stops updating; all done → stop early
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ConvergenceConfig":
+        if self.criterion == "loss" and self.metric is None:
+            raise ValueError("convergence.criterion 'loss' needs convergence.metric: ce or mse (a variant's own loss is no fair yardstick)")
+        if self.criterion != "loss" and self.metric is not None:
+            raise ValueError("convergence.metric applies only to criterion 'loss'")
+        if self.criterion == "accuracy" and self.threshold > 1:
+            raise ValueError(f"convergence.threshold for criterion 'accuracy' is a fraction in (0, 1], got {self.threshold}")
+        return self
+
+
+class LoggingConfig(Strict):
+    every: int = Field(100, ge=1)  # curve points every 100 epochs: 601 for the seed's 60,000
+    save_weights: bool = False  # weights.npz costs disk on large sweeps; ask for it
+
+
+RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep")
+
+
+class Config(Strict):
+    name: str = Field("xor-seed", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")  # results/<name>/
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    variants: list[Union[str, InlineVariant]] = Field(default_factory=lambda: ["ce", "mse"], min_length=1)  # the seed's question
+    learning_rates: list[PositiveFloat] = Field(default_factory=lambda: [0.5, 1.0, 2.0], min_length=1)  # around the seed's 1
+    seeds: Union[Annotated[int, Field(ge=1, le=10_000_000)], list[Annotated[int, Field(ge=0)]]] = 100  # 0..99
+    convergence: ConvergenceConfig = ConvergenceConfig()
+    logging: LoggingConfig = LoggingConfig()
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, value: list) -> list:
+        names = []
+        for i, v in enumerate(value):
+            name = v if isinstance(v, str) else v.name
+            if isinstance(v, str) and v not in VARIANTS:
+                raise ValueError(f"variants[{i}]: unknown variant {v!r}{hint(v, VARIANTS)}; `nnrun variants` lists them")
+            if not isinstance(v, str):
+                try:
+                    Variant(v.name, v.output, v.loss, v.delta)
+                except VariantError as exc:
+                    raise ValueError(f"variants[{i}]: {exc}") from None
+            if name in names:
+                raise ValueError(f"variants[{i}]: variant {name!r} is listed twice")
+            names.append(name)
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("seeds: give a count (e.g. 100) or a non-empty list of seeds")
+            if len(set(value)) != len(value):
+                raise ValueError("seeds: the list repeats a seed")
+        return value
+
+    @field_validator("learning_rates")
+    @classmethod
+    def _unique_lrs(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("learning_rates: the list repeats a learning rate")
+        return value
+
+    @field_validator("sweep")
+    @classmethod
+    def _axes(cls, value: dict) -> dict:
+        for key, values in value.items():
+            if key.split(".")[0] in RESERVED_AXES:
+                raise ValueError(f"sweep.{key}: {key} cannot be a sweep axis; it is already one of every experiment's own axes")
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"sweep.{key}: expected a non-empty list of values")
+        return value
+
+    # --------------------------------------------------------------- derived values
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def variant_objects(self) -> list[Variant]:
+        return [VARIANTS[v] if isinstance(v, str) else Variant(v.name, v.output, v.loss, v.delta, "custom") for v in self.variants]
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def hint(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schema_paths(model: type[BaseModel] = Config, prefix: str = "") -> dict[str, type[BaseModel] | None]:
+    """Every dotted key the schema knows, mapped to its sub-model (None for leaves)."""
+    out: dict[str, type[BaseModel] | None] = {}
+    for name, field in model.model_fields.items():
+        sub = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        out[prefix + name] = sub
+        if sub is not None:
+            out.update(_schema_paths(sub, prefix + name + "."))
+    return out
+
+
+SCHEMA_PATHS = _schema_paths()
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[...]", "int", "float", "function-after[_known_variants(), list[union[str,InlineVariant]]]") or str(part).startswith(("function-", "constrained-", "literal[", "union[", "list[", "json-")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _unknown_key_hint(path: str) -> str:
+    parent, _, key = path.rpartition(".")
+    siblings = [p.rpartition(".")[2] for p in SCHEMA_PATHS if p.rpartition(".")[0] == parent]
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {(parent + '.' if parent else '') + close[0]!r}?"
+    elsewhere = [p for p in SCHEMA_PATHS if p.rpartition(".")[2] == key]
+    if elsewhere:
+        return f"; did you mean {elsewhere[0]!r}?"
+    allowed = ", ".join(siblings)
+    return f"; the keys here are {allowed}"
+
+
+def format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    seen = set()
+    for err in exc.errors(include_url=False):
+        path = _loc(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            text = f"{path}: unknown key{_unknown_key_hint(path)}"
+        elif msg.startswith((path + ":", "dataset.", "model.", "training.", "convergence.", "variants[", "seeds:", "sweep.", "learning_rates:")) and path:
+            text = msg
+        elif err["type"] in ("value_error", "assertion_error"):
+            text = f"{path}: {msg}" if path else msg
+        else:
+            got = err.get("input")
+            text = f"{path or 'config'}: {msg[0].lower() + msg[1:]}, got {json.dumps(got) if _jsonable(got) else repr(got)}"
+            if err["type"] == "literal_error" and isinstance(got, str):
+                options = [o.strip(" '") for o in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ", ").split(",")]
+                text += hint(got, options)
+        if text not in seen:
+            seen.add(text)
+            lines.append(text)
+    # A union (e.g. batch_size: 'full' or int) reports one error per member; keep them all short.
+    return f"{source}: " + ("\n  ".join(lines) if len(lines) > 1 else lines[0])
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: Path) -> dict:
+    """A config file's top-level mapping, loaded safely (no tags that build objects)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (name:, dataset:, model:, …), got a {type(data).__name__}")
+    return data
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{option} {text!r}: expected KEY=VALUE, e.g. {option} training.epochs=500")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"{option} {text!r}: the value {value!r} is not valid YAML") from None
+
+
+def set_dotted(data: dict, key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: cannot set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def validate(data: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, source)) from None
+
+
+def _resolve_paths(data: dict, base: Path) -> None:
+    """Input files named in a config are relative to the config file; store them absolute."""
+    for section, key in (("dataset", "path"), ("model", "init")):
+        node = data.get(section)
+        if section == "model" and isinstance(node, dict):
+            node = node.get("init")
+            key = "path"
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            p = Path(node[key]).expanduser()
+            node[key] = str(p if p.is_absolute() else (base / p).resolve())
+
+
+def load(
+    source: str | Path | dict | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    grid: list[str] | tuple[str, ...] = (),
+    default: dict | None = None,
+) -> Config:
+    """A validated config from a file, a dict, or ``default`` when ``source`` is None."""
+    if isinstance(source, dict):
+        data, name, base = copy.deepcopy(source), "config", Path.cwd()
+    elif source is None:
+        data, name, base = copy.deepcopy(default or {}), "default config", Path.cwd()
+    else:
+        path = Path(source)
+        data, name, base = read_yaml(path), str(path), path.parent
+    for text in overrides:
+        key, value = parse_assignment(text, "--set")
+        set_dotted(data, key, value, f"--set {text}")
+    for text in grid:
+        key, value = parse_assignment(text, "--grid")
+        try:
+            values = yaml.safe_load(f"[{text.partition('=')[2]}]")
+        except yaml.YAMLError:
+            raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list") from None
+        if not isinstance(data.get("sweep", {}), dict):
+            raise ConfigError(f"{name}: sweep must be a mapping of dotted keys to lists of values")
+        data.setdefault("sweep", {})[key] = values
+    _resolve_paths(data, base)
+    config = validate(data, name)
+    check_axes(config, name)
+    return config
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of sweep-axis values and the config it resolves to."""
+
+    index: int
+    axes: tuple[tuple[str, Any], ...]
+    config: Config
+
+
+def cells(config: Config, source: str = "config") -> list[Cell]:
+    """Every combination of the sweep axes, in the order the axes and values are written."""
+    keys = list(config.sweep)
+    base = config.model_dump(mode="json")
+    base["sweep"] = {}
+    out = []
+    for i, combo in enumerate(itertools.product(*(config.sweep[k] for k in keys))):
+        data = copy.deepcopy(base)
+        for key, value in zip(keys, combo):
+            set_dotted(data, key, value, f"{source}: sweep.{key}")
+        try:
+            cell_config = Config.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(format_errors(exc, f"{source}: sweep axes {dict(zip(keys, combo))}")) from None
+        out.append(Cell(i, tuple(zip(keys, combo)), cell_config))
+    return out
+
+
+def check_axes(config: Config, source: str) -> None:
+    """Unknown axis keys are errors, and so is any combination that does not validate."""
+    for key in config.sweep:
+        if key not in SCHEMA_PATHS:
+            raise ConfigError(f"{source}: sweep.{key}: unknown sweep axis{_unknown_key_hint(key).replace('; ', ' — ', 1)}")
+    cells(config, source)
+
+
+def n_runs(config: Config) -> int:
+    n_cells = math.prod(len(v) for v in config.sweep.values()) if config.sweep else 1
+    return n_cells * len(config.variants) * len(config.learning_rates) * len(config.seed_list())

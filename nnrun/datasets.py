@@ -1,0 +1,303 @@
+"""Built-in data sets, the CSV loader and the scikit-learn loaders; the DATASETS table.
+
+Every generator is deterministic given its parameters: randomness comes only from
+``np.random.default_rng(shuffle_seed)``. A data set is returned as class labels (or
+regression targets); how they are encoded depends on the variant's output and lives in
+``Data.targets``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file or parameter and what was expected."""
+
+
+@dataclass(frozen=True)
+class Data:
+    """Features ``X`` (samples, features) and targets; ``classes`` is None for regression.
+
+    ``labels`` holds class numbers 0..C−1 (classification) or the float targets
+    (regression, shape (samples, outputs)).
+    """
+
+    X: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...] | None
+    X_test: np.ndarray | None = None
+    labels_test: np.ndarray | None = None
+    feature_names: tuple[str, ...] = field(default=())
+
+    @property
+    def task(self) -> str:
+        if self.classes is None:
+            return "regression"
+        return "binary" if len(self.classes) <= 2 else "multiclass"
+
+    def n_outputs(self, output: str) -> int:
+        """Units in the output layer: one for a binary target unless the output is softmax."""
+        if self.classes is None:
+            return self.labels.shape[1]
+        if self.task == "binary" and output != "softmax":
+            return 1
+        return max(len(self.classes), 2)
+
+    def targets(self, output: str, test: bool = False) -> np.ndarray:
+        """Targets as (samples, units): one 0/1 column for binary sigmoid/linear, else one-hot."""
+        labels = self.labels_test if test else self.labels
+        if self.classes is None:
+            return labels.astype(float)
+        k = self.n_outputs(output)
+        if k == 1:
+            return labels.astype(float)[:, None]
+        return np.eye(k)[labels]
+
+
+# ----------------------------------------------------------------------------- generators
+
+
+def xor(**_: object) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's data, rows (0,0), (0,1), (1,0), (1,1) with targets 0, 1, 1, 0."""
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+    return X, np.array([0, 1, 1, 0])
+
+
+def _truth_table(fn: Callable[[np.ndarray], np.ndarray], n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    X = np.array(list(itertools.product([0, 1], repeat=n_bits)), dtype=float)
+    return X, fn(X).astype(int)
+
+
+def parity(n_bits: int = 3, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    """All 2^n_bits bit strings in counting order; target 1 when the number of ones is odd."""
+    return _truth_table(lambda X: X.sum(axis=1) % 2, n_bits)
+
+
+def and_(n_bits: int = 2, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    return _truth_table(lambda X: X.min(axis=1), n_bits)
+
+
+def or_(n_bits: int = 2, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    return _truth_table(lambda X: X.max(axis=1), n_bits)
+
+
+def moons(n_samples: int = 200, noise: float = 0.1, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles (as scikit-learn's make_moons), Gaussian noise added."""
+    rng = np.random.default_rng(shuffle_seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = np.linspace(0, np.pi, n_out)
+    t_in = np.linspace(0, np.pi, n_in)
+    X = np.vstack(
+        [
+            np.column_stack([np.cos(t_out), np.sin(t_out)]),
+            np.column_stack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]),
+        ]
+    )
+    y = np.r_[np.zeros(n_out, int), np.ones(n_in, int)]
+    return X + rng.normal(scale=noise, size=X.shape), y
+
+
+def circles(n_samples: int = 200, noise: float = 0.1, factor: float = 0.5, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    """A small circle (class 1) inside a large one (class 0)."""
+    rng = np.random.default_rng(shuffle_seed)
+    n_out = n_samples // 2
+    n_in = n_samples - n_out
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    X = np.vstack([np.column_stack([np.cos(t_out), np.sin(t_out)]), factor * np.column_stack([np.cos(t_in), np.sin(t_in)])])
+    y = np.r_[np.zeros(n_out, int), np.ones(n_in, int)]
+    return X + rng.normal(scale=noise, size=X.shape), y
+
+
+def spirals(n_samples: int = 200, noise: float = 0.1, classes: int = 2, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    """`classes` interleaved spiral arms, each one and a half turns."""
+    rng = np.random.default_rng(shuffle_seed)
+    y = np.arange(n_samples) % classes
+    t = np.linspace(0.1, 1.0, n_samples)
+    angle = 3 * np.pi * t + 2 * np.pi * y / classes
+    X = np.column_stack([t * np.cos(angle), t * np.sin(angle)])
+    return X + rng.normal(scale=noise * 0.1, size=X.shape), y
+
+
+def blobs(n_samples: int = 200, noise: float = 1.0, classes: int = 2, n_features: int = 2, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+    """Isotropic Gaussian blobs (std `noise`) around centres drawn in [−5, 5]^n_features."""
+    rng = np.random.default_rng(shuffle_seed)
+    centres = rng.uniform(-5, 5, size=(classes, n_features))
+    y = np.arange(n_samples) % classes
+    return centres[y] + rng.normal(scale=noise, size=(n_samples, n_features)), y
+
+
+def _sklearn(name: str) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    def load(**_: object) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            import sklearn.datasets as skd
+        except ImportError:
+            raise DataError(
+                f"dataset {name!r} needs scikit-learn, which comes with the 'datasets' extra: pip install 'nnrun[datasets]'"
+            ) from None
+        bunch = getattr(skd, f"load_{name}")()
+        X = bunch.data.astype(float)
+        if name == "digits":
+            X = X / 16.0  # pixels are 0..16; scale to [0, 1]
+        return X, bunch.target.astype(int)
+
+    load.__doc__ = f"scikit-learn's bundled {name} data set."
+    return load
+
+
+GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+    "xor": xor,
+    "parity": parity,
+    "and": and_,
+    "or": or_,
+    "moons": moons,
+    "circles": circles,
+    "spirals": spirals,
+    "blobs": blobs,
+    "digits": _sklearn("digits"),
+    "iris": _sklearn("iris"),
+    "breast_cancer": _sklearn("breast_cancer"),
+}
+# Data sets whose features are standardised (mean 0, sd 1, from the training split).
+STANDARDISED = {"iris", "breast_cancer"}
+DATASETS = tuple(GENERATORS) + ("csv",)
+DESCRIPTIONS = {
+    "xor": "the seed's XOR: 4 × 2, binary",
+    "parity": "n_bits-bit parity: 2^n_bits × n_bits, binary",
+    "and": "n_bits-input AND: 2^n_bits × n_bits, binary",
+    "or": "n_bits-input OR: 2^n_bits × n_bits, binary",
+    "moons": "two half moons: n_samples × 2, binary",
+    "circles": "two concentric circles: n_samples × 2, binary",
+    "spirals": "interleaved spirals: n_samples × 2, `classes` classes",
+    "blobs": "Gaussian blobs: n_samples × n_features, `classes` classes",
+    "csv": "your CSV file: features = all columns but `target`",
+    "digits": "8×8 digits (scikit-learn): 1797 × 64, 10 classes, pixels in [0, 1]",
+    "iris": "iris (scikit-learn): 150 × 4, 3 classes, standardised",
+    "breast_cancer": "breast cancer (scikit-learn): 569 × 30, binary, standardised",
+}
+
+# ----------------------------------------------------------------------------- csv
+
+
+def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
+    """Features (other columns, file order), labels and class names from a CSV file."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file (dataset.path)") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{path}: cannot be read as CSV: {str(exc).strip()}") from None
+    if target not in frame.columns:
+        raise DataError(f"{path}: no column {target!r} (dataset.target); the columns are {', '.join(map(str, frame.columns))}")
+    if len(frame) == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: has no feature columns besides the target {target!r}")
+    for col in features.columns:
+        values = pd.to_numeric(features[col], errors="coerce")
+        bad = values.isna() & features[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: column {col!r} must be numeric, but line {row + 2} holds {features[col].iloc[row]!r}")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataError(f"{path}: column {col!r} has a missing value on line {row + 2}; fill or drop it")
+        features[col] = values
+    y = frame[target]
+    if y.isna().any():
+        row = int(np.flatnonzero(y.isna().to_numpy())[0])
+        raise DataError(f"{path}: the target {target!r} is missing on line {row + 2}")
+    X = features.to_numpy(dtype=float)
+    names = tuple(map(str, features.columns))
+    if task == "regression" or (task == "auto" and pd.api.types.is_float_dtype(y) and not set(y.unique()) <= {0.0, 1.0}):
+        values = pd.to_numeric(y, errors="coerce")
+        if values.isna().any():
+            raise DataError(f"{path}: a regression target {target!r} must be numeric")
+        return X, values.to_numpy(dtype=float)[:, None], None, names
+    classes = sorted(y.unique(), key=lambda v: (str(type(v)), v))
+    if task == "auto" and len(classes) < 2:
+        raise DataError(
+            f"{path}: the target {target!r} holds a single class ({classes[0]!r}); "
+            "nothing to learn. Set dataset.task: binary to train on it anyway"
+        )
+    if task == "binary":
+        if len(classes) > 2:
+            raise DataError(f"{path}: task binary needs at most two classes in {target!r}, found {len(classes)}")
+        if len(classes) == 1 and classes[0] in (0, 1):
+            classes = [0, 1]
+    index = {c: i for i, c in enumerate(classes)}
+    return X, y.map(index).to_numpy(dtype=int), tuple(map(str, classes)), names
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices: `fraction` of each class (rounded) held out, drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(len(labels))]
+    test = []
+    for idx in groups:
+        k = int(round(fraction * len(idx)))
+        test.append(rng.permutation(idx)[:k])
+    test_idx = np.sort(np.concatenate(test)).astype(int)
+    train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
+    return train_idx, test_idx
+
+
+def load(
+    name: str,
+    *,
+    bias_column: bool = True,
+    test_fraction: float = 0.0,
+    shuffle_seed: int = 0,
+    standardize: bool | None = None,
+    path: Path | None = None,
+    target: str | None = None,
+    task: str = "auto",
+    **params: object,
+) -> Data:
+    """Build a data set; the test split, standardisation and bias column are applied here."""
+    if name == "csv":
+        X, labels, classes, names = read_csv(Path(path), target or "", task)  # type: ignore[arg-type]
+        if standardize is None:
+            standardize = True
+    else:
+        given = {k: v for k, v in params.items() if v is not None}
+        X, labels = GENERATORS[name](shuffle_seed=shuffle_seed, **given)
+        classes = tuple(str(c) for c in range(int(labels.max()) + 1))
+        if len(classes) == 1:
+            classes = ("0", "1")
+        names = tuple(f"x{i}" for i in range(X.shape[1]))
+        if standardize is None:
+            standardize = name in STANDARDISED
+    X_test = labels_test = None
+    if test_fraction > 0:
+        train_idx, test_idx = stratified_split(labels if classes is not None else np.zeros(len(X)), test_fraction, shuffle_seed, classes is not None)
+        if len(train_idx) == 0 or len(test_idx) == 0:
+            raise DataError(f"dataset {name!r}: test_fraction {test_fraction} of {len(X)} samples leaves an empty train or test set")
+        X, X_test, labels, labels_test = X[train_idx], X[test_idx], labels[train_idx], labels[test_idx]
+    if standardize:
+        mean, std = X.mean(axis=0), X.std(axis=0)
+        std[std == 0] = 1.0
+        X = (X - mean) / std
+        if X_test is not None:
+            X_test = (X_test - mean) / std
+    if bias_column:
+        X = np.column_stack([X, np.ones(len(X))])
+        if X_test is not None:
+            X_test = np.column_stack([X_test, np.ones(len(X_test))])
+        names = names + ("bias",)
+    return Data(X=X, labels=labels, classes=classes, X_test=X_test, labels_test=labels_test, feature_names=names)

@@ -1,0 +1,371 @@
+"""Trains one batch of runs that share shapes, all at once, as stacked runs-last arrays.
+
+Layout: weights ``W[l]`` are ``(fan_in, fan_out, runs)``, biases ``b[l]`` are
+``(fan_out, runs)``, activations are ``(samples, units, runs)``. Keeping the run axis last
+lets one NumPy call serve every run and lets per-run learning rates broadcast.
+
+Grouping invariance: every contraction below is either a loop of element-wise multiply
+and add (exact IEEE operations, the same for each run whatever else is in the batch) or a
+per-run matrix product, so a run gives bit-identical numbers trained alone or among
+thousands. Never a BLAS call whose result could depend on the other runs' columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnrun.optim import OPTIMIZERS
+from nnrun.variants import ACTIVATIONS, DERIVATIVES, LOSSES, Variant, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
+
+# Contractions over at most this many terms run as a loop of element-wise operations;
+# longer ones as a per-run matrix product (both are independent of the other runs).
+LOOP_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything the engine needs that is shared by the runs of one batch."""
+
+    variant: Variant
+    activation: str = "sigmoid"
+    epochs: int = 1000
+    batch_size: int | None = None  # None: full batch
+    reduction: str = "sum"
+    optimizer: str = "sgd"
+    optimizer_args: tuple[tuple[str, float], ...] = ()
+    dtype: str = "float64"
+    criterion: str = "max_error"
+    threshold: float = 0.1
+    metric: str | None = None
+    check_every: int = 1
+    stop_converged: bool = True
+    log_every: int = 100
+    keep_weights: bool = False
+
+
+@dataclass
+class TrainResult:
+    """Per-run outcomes, each array indexed by run (axis 0)."""
+
+    converged: np.ndarray  # bool
+    epochs_to_converge: np.ndarray  # int, −1 when not converged
+    epochs_run: np.ndarray  # int
+    diverged: np.ndarray  # bool
+    final: dict[str, np.ndarray]  # ce, mse, accuracy, max_error (+ test_*)
+    log_epochs: np.ndarray  # (logged,)
+    curves: dict[str, np.ndarray]  # ce, mse, accuracy: (runs, logged)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # "W1" -> (runs, in, out), "W1.init", ...
+
+
+# ----------------------------------------------------------------------------- init
+
+
+def init_params(
+    scheme: str,
+    sizes: list[int],
+    seeds: np.ndarray,
+    *,
+    scale: float = 1.0,
+    bias: bool = False,
+    dtype: str = "float64",
+    given: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Initial weights for each run from its seed alone; returns runs-last W and b lists.
+
+    ``legacy`` draws as the seed code does: ``RandomState(seed)``, then
+    ``2*random_sample((fan_in, fan_out)) − 1`` for every layer in order, then the biases the
+    same way, all times ``scale``. Other schemes use ``default_rng(seed)`` and zero biases.
+    ``file`` copies ``given`` to every run.
+    """
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    R = len(seeds)
+    Ws = [np.empty((i, o, R), dtype=np.float64) for i, o in layers]
+    bs = [np.zeros((o, R), dtype=np.float64) if bias else None for _, o in layers]
+    for r, seed in enumerate(seeds):
+        seed = int(seed)
+        if scheme == "file":
+            assert given is not None
+            for l, (W, b) in enumerate(given):
+                Ws[l][..., r] = W
+                if bias:
+                    bs[l][:, r] = b if b is not None else 0.0
+            continue
+        if scheme == "legacy":
+            rs = np.random.RandomState(seed)
+            for l, (i, o) in enumerate(layers):
+                Ws[l][..., r] = (2 * rs.random_sample((i, o)) - 1) * scale
+            for l, (_, o) in enumerate(layers):
+                if bias:
+                    bs[l][:, r] = (2 * rs.random_sample(o) - 1) * scale
+            continue
+        rng = np.random.default_rng(seed)
+        for l, (i, o) in enumerate(layers):
+            if scheme == "uniform":
+                W = rng.uniform(-scale, scale, size=(i, o))
+            elif scheme == "normal":
+                W = rng.normal(0.0, scale, size=(i, o))
+            elif scheme == "xavier":  # Glorot uniform
+                limit = scale * np.sqrt(6.0 / (i + o))
+                W = rng.uniform(-limit, limit, size=(i, o))
+            elif scheme == "he":  # He normal, for relu
+                W = rng.normal(0.0, scale * np.sqrt(2.0 / i), size=(i, o))
+            else:
+                raise ValueError(f"unknown init scheme {scheme!r}")
+            Ws[l][..., r] = W
+    return [W.astype(dtype) for W in Ws], [None if b is None else b.astype(dtype) for b in bs]
+
+
+# ----------------------------------------------------------------------------- contractions
+
+
+def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """z[n,o,r] = Σᵢ a[n,i,r]·W[i,o,r] + b[o,r]; ``a`` may be shared, (samples, in)."""
+    n, fan_in = a.shape[0], W.shape[0]
+    if fan_in <= LOOP_LIMIT:
+        shared = a.ndim == 2
+        z = np.empty((n,) + W.shape[1:], dtype=W.dtype)
+        tmp = np.empty_like(z)
+        for i in range(fan_in):
+            ai = a[:, i, None, None] if shared else a[:, i, None, :]
+            if i == 0:
+                np.multiply(ai, W[0], out=z)
+            else:
+                np.multiply(ai, W[i], out=tmp)
+                z += tmp
+    else:
+        if a.ndim == 2:
+            z = np.matmul(a, W.transpose(2, 0, 1)).transpose(1, 2, 0)
+        else:
+            z = np.matmul(a.transpose(2, 0, 1), W.transpose(2, 0, 1)).transpose(1, 2, 0)
+    if b is not None:
+        z = z + b
+    return z
+
+
+def _backprop(delta: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """d[n,i,r] = Σₒ delta[n,o,r]·W[i,o,r]."""
+    fan_out = W.shape[1]
+    if fan_out <= LOOP_LIMIT:
+        d = delta[:, None, 0, :] * W[None, :, 0, :]
+        for o in range(1, fan_out):
+            d += delta[:, None, o, :] * W[None, :, o, :]
+        return d
+    return np.matmul(delta.transpose(2, 0, 1), W.transpose(2, 1, 0)).transpose(1, 2, 0)
+
+
+def _weight_grad(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """g[i,o,r] = Σₙ a[n,i,r]·delta[n,o,r]; ``a`` may be shared, (samples, in)."""
+    n = delta.shape[0]
+    shared = a.ndim == 2
+    if n <= LOOP_LIMIT:
+        g = np.empty((a.shape[1],) + delta.shape[1:], dtype=delta.dtype)
+        tmp = np.empty_like(g)
+        for k in range(n):
+            ak = a[k, :, None, None] if shared else a[k, :, None, :]
+            if k == 0:
+                np.multiply(ak, delta[0, None], out=g)
+            else:
+                np.multiply(ak, delta[k, None], out=tmp)
+                g += tmp
+        return g
+    if shared:
+        return np.matmul(a.T, delta.transpose(2, 0, 1)).transpose(1, 2, 0)
+    return np.matmul(a.transpose(2, 1, 0), delta.transpose(2, 0, 1)).transpose(1, 2, 0)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def forward(Ws, bs, X, activation: str, variant: Variant):
+    """Lists of pre-activations z and activations a (a[0] is the input)."""
+    act = ACTIVATIONS[activation]
+    zs, acts = [], [X]
+    for l, (W, b) in enumerate(zip(Ws, bs)):
+        z = _affine(acts[-1], W, b)
+        zs.append(z)
+        acts.append(variant.output_fn(z) if l == len(Ws) - 1 else act(z))
+    return zs, acts
+
+
+def backward(Ws, zs, acts, Y, activation: str, variant: Variant, scale: float):
+    """Gradients of the summed (scale=1) or averaged loss: lists gW, gb (runs-last)."""
+    deriv = DERIVATIVES[activation]
+    delta = variant.delta_fn(zs[-1], acts[-1], Y)
+    if scale != 1.0:
+        delta = delta * scale
+    gW, gb = [None] * len(Ws), [None] * len(Ws)
+    for l in range(len(Ws) - 1, -1, -1):
+        gW[l] = _weight_grad(acts[l], delta)
+        gb[l] = delta.sum(axis=0)
+        if l > 0:
+            delta = _backprop(delta, Ws[l]) * deriv(zs[l - 1], acts[l])
+    return gW, gb
+
+
+def _cross_entropy(variant: Variant, z, a, Y) -> np.ndarray:
+    if variant.output == "sigmoid":
+        return sigmoid_cross_entropy(z, a, Y)
+    if variant.output == "softmax":
+        return softmax_cross_entropy(z, a, Y)
+    return np.full(a.shape[::2], np.nan)  # cross-entropy has no meaning for a linear output
+
+
+def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per-run metrics, each (runs,): mean per-sample ce and mse, accuracy, max error."""
+    out = {}
+    if "ce" in which:
+        out["ce"] = _cross_entropy(variant, z, a, Y).mean(axis=0)
+    if "mse" in which:
+        out["mse"] = squared_error(z, a, Y).mean(axis=0)
+    if "max_error" in which:
+        out["max_error"] = np.abs(a - Y).max(axis=(0, 1))
+    if "accuracy" in which:
+        if a.shape[1] == 1:
+            hit = (a[:, 0, :] > 0.5) == (Y[:, 0, :] > 0.5)
+        else:
+            hit = a.argmax(axis=1) == Y.argmax(axis=1)[:, None]
+        out["accuracy"] = hit.mean(axis=0)
+    return out
+
+
+def _criterion_met(spec: TrainSpec, m: dict[str, np.ndarray]) -> np.ndarray:
+    if spec.criterion == "max_error":
+        return m["max_error"] < spec.threshold
+    if spec.criterion == "accuracy":
+        return m["accuracy"] >= spec.threshold
+    return m[spec.metric] < spec.threshold  # type: ignore[index]
+
+
+def _shuffle_keys(rngs: list[np.random.Generator], epochs: int, n: int) -> np.ndarray:
+    """(runs, epochs, n) sort keys; a run's keys depend on its own stream only."""
+    return np.stack([g.random((epochs, n)) for g in rngs])
+
+
+def train(
+    spec: TrainSpec,
+    X: np.ndarray,
+    Y: np.ndarray,
+    Ws: list[np.ndarray],
+    bs: list[np.ndarray | None],
+    lr: np.ndarray,
+    seeds: np.ndarray,
+    X_test: np.ndarray | None = None,
+    Y_test: np.ndarray | None = None,
+) -> TrainResult:
+    """Train every run of the batch; ``Ws``/``bs`` are updated in place.
+
+    X: (samples, features) shared by all runs; Y: (samples, outputs); lr, seeds: (runs,).
+    Epoch e's check looks at the weights after e updates, so a run that meets the
+    criterion at its initial weights has ``epochs_to_converge == 0``.
+    """
+    with np.errstate(all="ignore"):
+        return _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test)
+
+
+def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
+    dtype = np.dtype(spec.dtype)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    Yr = Y[..., None]  # (n, k, 1) broadcasts over runs
+    R = len(lr)
+    lr = np.asarray(lr, dtype=dtype)
+    n = X.shape[0]
+    full_batch = spec.batch_size is None or spec.batch_size >= n
+    params = Ws + [b for b in bs if b is not None]
+    opt = OPTIMIZERS[spec.optimizer](params, **dict(spec.optimizer_args))
+    init_weights = _snapshot(Ws, bs, ".init") if spec.keep_weights else {}
+
+    log_epochs = np.unique(np.r_[np.arange(0, spec.epochs + 1, spec.log_every), spec.epochs])
+    curves = {k: np.full((R, len(log_epochs)), np.nan) for k in ("ce", "mse", "accuracy")}
+    converged = np.zeros(R, bool)
+    diverged = np.zeros(R, bool)
+    epochs_to_converge = np.full(R, -1)
+    epochs_run = np.full(R, spec.epochs)
+    active = np.ones(R, bool)
+    crit_metric = {"max_error": "max_error", "accuracy": "accuracy", "loss": spec.metric}[spec.criterion]
+    log_i = 0
+    rngs = None if full_batch else [np.random.default_rng([int(s), 1]) for s in seeds]
+    keys = None
+    block = 64  # epochs of shuffle keys drawn at a time
+    scale = 1.0
+    last_eval: dict[str, np.ndarray] = {}
+
+    for epoch in range(spec.epochs + 1):
+        is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
+        is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
+        zs = acts = None
+        if full_batch or is_check or is_log:
+            zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
+        if is_check or is_log:
+            which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
+            m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
+            bad = active & ~np.isfinite(m["max_error"])
+            if bad.any():
+                diverged |= bad
+                epochs_run[bad] = epoch
+                active &= ~bad
+            if is_check:
+                met = _criterion_met(spec, m) & ~diverged
+                new = met & ~converged
+                epochs_to_converge[new] = epoch
+                converged |= new
+                if spec.stop_converged:
+                    frozen = new & active
+                    epochs_run[frozen] = epoch
+                    active &= ~frozen
+            if is_log:
+                for k in curves:
+                    curves[k][:, log_i] = np.where(diverged, np.nan, m[k])
+                log_i += 1
+        if epoch == spec.epochs or not active.any():
+            break
+        lr_active = lr * active
+        if full_batch:
+            scale = 1.0 / n if spec.reduction == "mean" else 1.0
+            gW, gb = backward(Ws, zs, acts, Yr, spec.activation, spec.variant, scale)
+            opt.step(params, gW + [g for g, b in zip(gb, bs) if b is not None], lr_active)
+            continue
+        # Minibatches: each run's sample order is reshuffled every epoch from its own seed,
+        # so runs sharing a seed see the same order and stay paired.
+        if epoch % block == 0:
+            keys = _shuffle_keys(rngs, min(block, spec.epochs - epoch), n)
+        order = np.argsort(keys[:, epoch % block], axis=1, kind="stable")  # (R, n)
+        for start in range(0, n, spec.batch_size):
+            idx = order[:, start : start + spec.batch_size]  # (R, B)
+            Xb = X[idx].transpose(1, 2, 0)  # (B, features, R)
+            Yb = Y[idx].transpose(1, 2, 0)
+            scale = 1.0 / idx.shape[1] if spec.reduction == "mean" else 1.0
+            zb, ab = forward(Ws, bs, Xb, spec.activation, spec.variant)
+            gW, gb = backward(Ws, zb, ab, Yb, spec.activation, spec.variant, scale)
+            opt.step(params, gW + [g for g, b in zip(gb, bs) if b is not None], lr_active)
+
+    # Logged epochs after an early stop: every run is frozen, so its metrics are constant.
+    for k in curves:
+        if log_i > 0 and log_i < len(log_epochs):
+            curves[k][:, log_i:] = curves[k][:, log_i - 1 : log_i]
+
+    zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
+    final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
+    if X_test is not None and Y_test is not None:
+        zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
+        test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))
+        final.update({f"test_{k}": v for k, v in test.items()})
+    newly_bad = ~diverged & ~np.isfinite(final["max_error"])
+    diverged |= newly_bad
+    converged &= ~diverged
+    epochs_to_converge[diverged] = -1
+    for k in final:
+        final[k] = np.where(diverged, np.nan, final[k]).astype(np.float64)
+    weights = {**init_weights, **_snapshot(Ws, bs, "")} if spec.keep_weights else {}
+    return TrainResult(converged, epochs_to_converge, epochs_run, diverged, final, log_epochs, curves, weights)
+
+
+def _snapshot(Ws, bs, suffix: str) -> dict[str, np.ndarray]:
+    """Weights as run-first arrays: "W1" -> (runs, fan_in, fan_out), "b1" -> (runs, fan_out)."""
+    out = {}
+    for l, (W, b) in enumerate(zip(Ws, bs), start=1):
+        out[f"W{l}{suffix}"] = np.ascontiguousarray(W.transpose(2, 0, 1)).astype(np.float64)
+        if b is not None:
+            out[f"b{l}{suffix}"] = np.ascontiguousarray(b.T).astype(np.float64)
+    return out

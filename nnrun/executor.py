@@ -1,0 +1,284 @@
+"""Runs an experiment's chunks on local processes or Dask, journals them, assembles results.
+
+A config expands into cells (sweep-axis combinations) × variants; each (cell, variant) is
+a batch of learning rates × seeds, cut into chunks of at most ``chunk_runs`` runs. Chunks
+are the unit of work, of journaling and of resume. The engine's results do not depend on
+how runs are chunked, so neither the worker count nor the executor changes a row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from nnrun import datasets as ds
+from nnrun.config import Cell, Config, ConfigError, cells
+from nnrun.datasets import Data, DataError
+from nnrun.engine import TrainSpec, init_params, train
+
+# Memory a chunk may use while training (bytes); chunks never hold more runs than this allows.
+CHUNK_BYTES = 256 * 2**20
+# More runs per chunk than this stops paying: NumPy's per-call overhead is amortised by then.
+MAX_CHUNK_RUNS = 4096
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Runs ``start .. start+len(lrs)−1`` of one (cell, variant) batch."""
+
+    id: int
+    cell: int
+    variant: int
+    start: int
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def run_ids(self) -> np.ndarray:
+        return np.arange(self.start, self.start + len(self.seeds))
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: Config
+    cells: tuple[Cell, ...]
+    chunks: tuple[Chunk, ...]
+    chunk_runs: int
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(c.seeds) for c in self.chunks)
+
+
+def per_run_bytes(config: Config, data: Data | None = None) -> int:
+    """A generous estimate of one run's working memory in the engine."""
+    n = len(data.X) if data is not None else 4
+    d = data.X.shape[1] if data is not None else 3
+    k = 10 if data is None else data.n_outputs("softmax")
+    sizes = [d, *config.model.hidden, k]
+    params = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    units = sum(sizes)
+    batch = n if config.training.batch_size == "full" else min(n, int(config.training.batch_size))
+    logged = config.training.epochs // config.logging.every + 2
+    itemsize = 4 if config.training.dtype == "float32" else 8
+    return itemsize * (8 * params + 6 * n * units + 4 * batch * units) + 3 * 8 * logged + 64
+
+
+def plan(config: Config, chunk_runs: int | None = None, workers: int = 1) -> Plan:
+    """Chunks in run-id order; run ids go cell → variant → learning rate → seed."""
+    all_cells = tuple(cells(config))
+    seeds = config.seed_list()
+    batch = len(config.learning_rates) * len(seeds)
+    if chunk_runs is None:
+        total = batch * len(config.variants) * len(all_cells)
+        cap = min(MAX_CHUNK_RUNS, max(1, CHUNK_BYTES // max(per_run_bytes(c.config, _data_or_none(c.config)) for c in all_cells)))
+        # Enough chunks to keep every worker busy, but never more runs than memory allows.
+        chunk_runs = max(1, min(cap, max(64, math.ceil(total / (4 * max(1, workers))))))
+    chunks = []
+    run_id = 0
+    for cell in all_cells:
+        for v in range(len(cell.config.variants)):
+            lrs = [lr for lr in cell.config.learning_rates for _ in seeds]
+            ss = [s for _ in cell.config.learning_rates for s in seeds]
+            for lo in range(0, batch, chunk_runs):
+                hi = min(batch, lo + chunk_runs)
+                chunks.append(Chunk(len(chunks), cell.index, v, run_id + lo, tuple(lrs[lo:hi]), tuple(ss[lo:hi])))
+            run_id += batch
+    return Plan(config, all_cells, tuple(chunks), chunk_runs)
+
+
+def _data_or_none(config: Config) -> Data | None:
+    try:
+        return load_data(config)
+    except DataError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_data_cached(dataset_json: str) -> Data:
+    import json
+
+    d = json.loads(dataset_json)
+    name = d.pop("name")
+    params = {k: d.pop(k) for k in list(d) if k in ("n_bits", "n_samples", "noise", "factor", "classes", "n_features")}
+    return ds.load(
+        name,
+        bias_column=d["bias_column"],
+        test_fraction=d["test_fraction"],
+        shuffle_seed=d["shuffle_seed"],
+        standardize=d.get("standardize"),
+        path=Path(d["path"]) if d.get("path") else None,
+        target=d.get("target"),
+        task=d.get("task", "auto"),
+        **{k: v for k, v in params.items() if v is not None},
+    )
+
+
+def load_data(config: Config) -> Data:
+    return _load_data_cached(config.dataset.model_dump_json())
+
+
+def layer_sizes(config: Config, data: Data, output: str) -> list[int]:
+    return [data.X.shape[1], *config.model.hidden, data.n_outputs(output)]
+
+
+def load_init_file(config: Config, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Weights for `init: file`: W1, b1, … from an .npz, or run `run_id`'s final weights."""
+    init = config.model.init
+    path = Path(init.path)  # type: ignore[arg-type]
+    if path.is_dir():
+        path = path / "weights.npz"
+    prefix = f"r{init.run_id}." if init.run_id is not None else ""
+    try:
+        with np.load(path) as npz:
+            stored = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such weights file (model.init.path)") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
+        raise DataError(f"{path}: cannot be read as an .npz of weights ({exc})") from None
+    out = []
+    for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        key = f"{prefix}W{l}"
+        if key not in stored:
+            have = ", ".join(sorted(stored)[:6])
+            what = f"run {init.run_id}" if init.run_id is not None else "the file"
+            raise DataError(f"{path}: no array {key!r} for {what} (model.init); it holds {have}{', …' if len(stored) > 6 else ''}")
+        W = stored[key]
+        if W.shape != (i, o):
+            raise DataError(f"{path}: {key} has shape {W.shape}, but the network's layer {l} needs ({i}, {o}) (model.hidden, dataset)")
+        b = stored.get(f"{prefix}b{l}")
+        if b is not None and b.shape != (o,):
+            raise DataError(f"{path}: {prefix}b{l} has shape {b.shape}, but layer {l} needs ({o},)")
+        out.append((W, b))
+    if f"{prefix}W{len(sizes)}" in stored:
+        raise DataError(f"{path}: holds more layers than the network has ({len(sizes) - 1}); check model.hidden")
+    return out
+
+
+def train_spec(config: Config, variant_index: int) -> TrainSpec:
+    t, c = config.training, config.convergence
+    return TrainSpec(
+        variant=config.variant_objects()[variant_index],
+        activation=config.model.activation,
+        epochs=t.epochs,
+        batch_size=None if t.batch_size == "full" else int(t.batch_size),
+        reduction=t.reduction,
+        optimizer=t.optimizer.name,
+        optimizer_args=t.optimizer.args(),
+        dtype=t.dtype,
+        criterion=c.criterion,
+        threshold=c.threshold,
+        metric=c.metric,
+        check_every=c.check_every,
+        stop_converged=c.stop_converged,
+        log_every=config.logging.every,
+        keep_weights=config.logging.save_weights,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _cells_cached(config_json: str) -> tuple[Cell, ...]:
+    return tuple(cells(Config.model_validate_json(config_json)))
+
+
+def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
+    """Train one chunk; returns its per-run arrays, ready for the journal."""
+    cell = _cells_cached(config_json)[chunk.cell]
+    config = cell.config
+    spec = train_spec(config, chunk.variant)
+    data = load_data(config)
+    sizes = layer_sizes(config, data, spec.variant.output)
+    seeds = np.array(chunk.seeds)
+    given = load_init_file(config, sizes) if config.model.init.scheme == "file" else None
+    Ws, bs = init_params(config.model.init.scheme, sizes, seeds, scale=config.model.init.scale, bias=config.model.bias, dtype=config.training.dtype, given=given)
+    Y = data.targets(spec.variant.output)
+    Y_test = data.targets(spec.variant.output, test=True) if data.X_test is not None else None
+    res = train(spec, data.X, Y, Ws, bs, np.array(chunk.lrs), seeds, data.X_test, Y_test)
+    out = {
+        "run_id": chunk.run_ids,
+        "converged": res.converged,
+        "epochs_to_converge": res.epochs_to_converge,
+        "epochs_run": res.epochs_run,
+        "diverged": res.diverged,
+        "log_epochs": res.log_epochs,
+    }
+    out.update({f"final_{k}": v for k, v in res.final.items()})
+    out.update({f"curve_{k}": v.astype(np.float32) for k, v in res.curves.items()})
+    out.update({f"weights_{k}": v for k, v in res.weights.items()})
+    return out
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def _limit_threads(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+
+def iter_local(config_json: str, chunks: list[Chunk], workers: int) -> Iterator[tuple[Chunk, dict]]:
+    """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool."""
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield chunk, run_chunk(config_json, chunk)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, initargs=(threads,))
+    try:
+        futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.terminate()
+
+
+def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: str | None) -> Iterator[tuple[Chunk, dict]]:
+    """Yield (chunk, result) from a Dask cluster: ``scheduler``'s, or a local one."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
+        else:
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        with client:
+            futures = {client.submit(run_chunk, config_json, c, pure=False, key=f"nnrun-chunk-{c.id}-{time.time_ns()}"): c for c in chunks}
+            for fut in as_completed(list(futures)):
+                yield futures[fut], fut.result()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def iterate(config_json: str, chunks: list[Chunk], *, workers: int, executor: str = "local", scheduler: str | None = None) -> Iterator[tuple[Chunk, dict]]:
+    if executor == "dask" or scheduler:
+        return iter_dask(config_json, chunks, workers, scheduler)
+    return iter_local(config_json, chunks, workers)
+
+
+ProgressFn = Callable[[int, int], None]
