@@ -203,6 +203,10 @@ def execute(
         if out is None:
             raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
         manifest = _check_resumable(out, config)
+        if manifest.get("status") == "complete":
+            runs = rs.read_runs(out)
+            summary, comparison = write_tables(out, runs, config)
+            return RunResult(out, config, runs, summary, comparison, manifest)
         p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
         done = rs.journal_done(out)
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
@@ -271,6 +275,7 @@ def execute(
         raise Interrupted(out, resume_cmd) from None
     runs = save("complete")
     summary, comparison = write_tables(out, runs, config)
+    rs.journal_clear(out)  # everything it held is in the results files now
     return RunResult(out, config, runs, summary, comparison, manifest)
 
 

@@ -172,6 +172,12 @@ def journal_done(directory: Path) -> set[int]:
     return done
 
 
+def journal_clear(directory: Path) -> None:
+    import shutil
+
+    shutil.rmtree(Path(directory) / JOURNAL, ignore_errors=True)
+
+
 def journal_read(directory: Path, chunk_id: int) -> dict[str, np.ndarray]:
     with np.load(Path(directory) / JOURNAL / f"chunk-{chunk_id:06d}.npz") as npz:
         return {k: npz[k] for k in npz.files}
