@@ -111,13 +111,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
     if not quiet:
         from nnrun import report
 
-        m = result.manifest
-        console.print(
-            f"{config.name}: {m['runs_total']} runs of {', '.join(v.name for v in config.variant_objects())} "
-            f"on {config.dataset.name} in {m['wall_seconds']:.1f} s",
-            markup=False,
-        )
-        report.print_summary(console, result.summary, result.comparison, api.axis_columns(config))
+        report.print_run(console, result)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
 
 

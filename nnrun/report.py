@@ -107,6 +107,17 @@ def print_summary(console: Console, summary: pd.DataFrame, comparison: pd.DataFr
         console.print(item)
 
 
+def print_run(console: Console, result) -> None:
+    """What train and sweep print at their end: a headline, the tables, the verdicts."""
+    config, m = result.config, result.manifest
+    console.print(
+        f"{config.name}: {m['runs_total']} runs of {', '.join(v.name for v in config.variant_objects())} "
+        f"on {config.dataset.name} in {m['wall_seconds']:.1f} s",
+        markup=False,
+    )
+    print_summary(console, result.summary, result.comparison, list(config.sweep))
+
+
 def as_text(frame: pd.DataFrame, fmt: str) -> str:
     """A DataFrame as csv, markdown, latex or json text."""
     if fmt == "csv":
