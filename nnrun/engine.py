@@ -225,7 +225,7 @@ def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which
         if a.shape[1] == 1:
             hit = (a[:, 0, :] > 0.5) == (Y[:, 0, :] > 0.5)
         else:
-            hit = a.argmax(axis=1) == Y.argmax(axis=1)[:, None]
+            hit = a.argmax(axis=1) == Y.argmax(axis=1)  # (samples, runs) vs (samples, 1)
         out["accuracy"] = hit.mean(axis=0)
     return out
 
@@ -340,13 +340,11 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             gW, gb = backward(Ws, zb, ab, Yb, spec.activation, spec.variant, scale)
             opt.step(params, gW + [g for g, b in zip(gb, bs) if b is not None], lr_active)
 
-    # Logged epochs after an early stop: every run is frozen, so its metrics are constant.
-    for k in curves:
-        if log_i > 0 and log_i < len(log_epochs):
-            curves[k][:, log_i:] = curves[k][:, log_i - 1 : log_i]
-
     zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
     final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
+    # Logged epochs after an early stop: every run is frozen, so its metrics stay final.
+    for k in curves:
+        curves[k][:, log_i:] = np.where(diverged, np.nan, final[k])[:, None]
     if X_test is not None and Y_test is not None:
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny configs that run the real pipeline in well under a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**changes) -> dict:
+    """The seed's network, shrunk: 2 learning rates × 4 seeds × 300 epochs."""
+    config = {
+        "name": "tiny",
+        "dataset": {"name": "xor"},
+        "model": {"hidden": [4], "init": {"scheme": "legacy"}},
+        "training": {"epochs": 300},
+        "variants": ["ce", "mse"],
+        "learning_rates": [1.0, 3.0],
+        "seeds": 4,
+        "logging": {"every": 50},
+    }
+    for key, value in changes.items():
+        node = config
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return config
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(name: str = "tiny.yaml", **changes) -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(tiny_config(**changes)))
+        return path
+
+    return write

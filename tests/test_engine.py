@@ -1,0 +1,243 @@
+"""The engine against independent oracles: the seed's own loop, hand-worked optimiser
+steps, and itself trained one run at a time (grouping invariance)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnrun.engine import TrainSpec, init_params, train
+from nnrun.optim import Adam, Momentum, SGD
+from nnrun.variants import VARIANTS
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
+Y = np.array([[0, 1, 1, 0]], dtype=float).T
+
+
+def seed_loop(seed: int, epochs: int, delta: str) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's code, ported to Python 3 with RandomState(seed)."""
+    rs = np.random.RandomState(seed)
+    syn0 = 2 * rs.random_sample((3, 4)) - 1
+    syn1 = 2 * rs.random_sample((4, 1)) - 1
+    for _ in range(epochs):
+        l1 = 1 / (1 + np.exp(-(np.dot(X, syn0))))
+        l2 = 1 / (1 + np.exp(-(np.dot(l1, syn1))))
+        l2_delta = (Y - l2) * (l2 * (1 - l2)) if delta == "mse" else Y - l2
+        l1_delta = l2_delta.dot(syn1.T) * (l1 * (1 - l1))
+        syn1 += l1.T.dot(l2_delta)
+        syn0 += X.T.dot(l1_delta)
+    return syn0, syn1
+
+
+def test_legacy_init_draws_exactly_like_the_seed():
+    Ws, bs = init_params("legacy", [3, 4, 1], np.array([0, 7]))
+    for r, seed in enumerate([0, 7]):
+        rs = np.random.RandomState(seed)
+        assert np.array_equal(Ws[0][..., r], 2 * rs.random_sample((3, 4)) - 1)
+        assert np.array_equal(Ws[1][..., r], 2 * rs.random_sample((4, 1)) - 1)
+    assert bs == [None, None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["mse", "ce"])
+def test_seed_replication_60000_epochs(variant):
+    """nnrun train on the seed's network gives the seed loop's final weights (1e-9 rel)."""
+    seeds = np.array([0, 1, 2])
+    spec = TrainSpec(VARIANTS[variant], epochs=60000, stop_converged=False, keep_weights=True, log_every=10000)
+    Ws, bs = init_params("legacy", [3, 4, 1], seeds)
+    res = train(spec, X, Y, Ws, bs, np.ones(3), seeds)
+    for r, seed in enumerate(seeds):
+        syn0, syn1 = seed_loop(int(seed), 60000, variant)
+        np.testing.assert_allclose(res.weights["W1"][r], syn0, rtol=1e-9, atol=0)
+        np.testing.assert_allclose(res.weights["W2"][r], syn1, rtol=1e-9, atol=0)
+        np.testing.assert_array_equal(res.weights["W1.init"][r], init_params("legacy", [3, 4, 1], np.array([seed]))[0][0][..., 0])
+
+
+def _grads(shape_list, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=s) for s in shape_list]
+
+
+def test_sgd_step_hand_worked():
+    w = np.array([[1.0, 2.0]])  # runs last: 2 runs
+    SGD([w]).step([w], [np.array([[0.5, -1.0]])], np.array([0.1, 2.0]))
+    np.testing.assert_allclose(w, [[1.0 - 0.05, 2.0 + 2.0]])
+
+
+def test_momentum_steps_hand_worked():
+    # v1 = g1 = 1; w1 = 0 − 0.1·1 = −0.1; v2 = 0.9·1 + 2 = 2.9; w2 = −0.1 − 0.29 = −0.39
+    w = np.array([0.0])
+    opt = Momentum([w], beta=0.9)
+    opt.step([w], [np.array([1.0])], np.array([0.1]))
+    opt.step([w], [np.array([2.0])], np.array([0.1]))
+    np.testing.assert_allclose(w, [-0.39], rtol=1e-15)
+
+
+def test_adam_steps_hand_worked():
+    # step 1: m = 0.1·g, v = 0.001·g², m̂ = g, v̂ = g² → w −= lr·g/(|g| + eps) ≈ lr·sign(g)
+    w = np.array([1.0])
+    opt = Adam([w], beta1=0.9, beta2=0.999, eps=1e-8)
+    opt.step([w], [np.array([4.0])], np.array([0.01]))
+    np.testing.assert_allclose(w, [1.0 - 0.01 * 4.0 / (4.0 + 1e-8)], rtol=1e-14)
+    # step 2 with g = 2: m = 0.09·4·... computed by hand
+    m = 0.9 * 0.4 + 0.1 * 2.0  # 0.56
+    v = 0.999 * 0.016 + 0.001 * 4.0  # 0.019984
+    mhat, vhat = m / (1 - 0.9**2), v / (1 - 0.999**2)
+    expected = w[0] - 0.01 * mhat / (np.sqrt(vhat) + 1e-8)
+    opt.step([w], [np.array([2.0])], np.array([0.01]))
+    np.testing.assert_allclose(w, [expected], rtol=1e-12)
+
+
+def test_adam_matches_torch_if_available():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    w0 = rng.normal(size=(5,))
+    grads = [rng.normal(size=(5,)) for _ in range(20)]
+    w = w0.copy()[:, None]
+    opt = Adam([w], beta1=0.8, beta2=0.99, eps=1e-6)
+    tw = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.Adam([tw], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+    for g in grads:
+        opt.step([w], [g[:, None].copy()], np.array([0.05]))
+        tw.grad = torch.tensor(g, dtype=torch.float64)
+        topt.step()
+    np.testing.assert_allclose(w[:, 0], tw.detach().numpy(), rtol=1e-12)
+
+
+def _train_rows(spec, seeds, lrs, sizes, X_, Y_, scheme="uniform", bias=False):
+    Ws, bs = init_params(scheme, sizes, seeds, bias=bias, dtype=spec.dtype)
+    res = train(spec, X_, Y_, Ws, bs, lrs, seeds)
+    return res
+
+
+@pytest.mark.parametrize(
+    "spec_kwargs",
+    [
+        {},
+        {"batch_size": 2, "optimizer": "adam", "optimizer_args": (("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8))},
+        {"optimizer": "momentum", "optimizer_args": (("beta", 0.9),), "reduction": "mean", "activation": "tanh"},
+        {"dtype": "float32"},
+    ],
+)
+def test_grouping_invariance(spec_kwargs):
+    """The same runs trained one at a time and all together give identical numbers."""
+    spec = TrainSpec(VARIANTS["mse"], epochs=400, keep_weights=True, log_every=50, **spec_kwargs)
+    seeds = np.arange(12)
+    lrs = np.repeat([0.5, 2.0, 8.0], 4)
+    together = _train_rows(spec, seeds, lrs, [3, 4, 1], X, Y, bias=True)
+    for r in range(12):
+        alone = _train_rows(spec, seeds[r : r + 1], lrs[r : r + 1], [3, 4, 1], X, Y, bias=True)
+        assert alone.epochs_to_converge[0] == together.epochs_to_converge[r]
+        assert alone.converged[0] == together.converged[r]
+        for k in together.final:
+            assert np.array_equal(alone.final[k][0], together.final[k][r], equal_nan=True), k
+        for k in together.weights:
+            assert np.array_equal(alone.weights[k][0], together.weights[k][r]), k
+
+
+def test_grouping_invariance_wide_layers():
+    """Contractions over more than LOOP_LIMIT terms take the per-run matmul path."""
+    rng = np.random.default_rng(0)
+    Xw = rng.normal(size=(40, 20))
+    Yw = np.eye(3)[rng.integers(0, 3, size=40)]
+    spec = TrainSpec(VARIANTS["ce-softmax"], epochs=30, batch_size=17, keep_weights=True, stop_converged=False)
+    seeds = np.arange(5)
+    lrs = np.full(5, 0.1)
+    together = _train_rows(spec, seeds, lrs, [20, 24, 3], Xw, Yw, scheme="xavier", bias=True)
+    for r in range(5):
+        alone = _train_rows(spec, seeds[r : r + 1], lrs[r : r + 1], [20, 24, 3], Xw, Yw, scheme="xavier", bias=True)
+        for k in together.weights:
+            assert np.array_equal(alone.weights[k][0], together.weights[k][r]), k
+
+
+def test_same_seed_same_minibatch_order_across_learning_rates():
+    """Runs with one seed see one sample order: at lr → 0 both stay at the shared start,
+    and two runs with equal seed and lr are identical even inside a larger batch."""
+    spec = TrainSpec(VARIANTS["ce"], epochs=50, batch_size=1, keep_weights=True, stop_converged=False)
+    seeds = np.array([3, 3, 4])
+    res = _train_rows(spec, seeds, np.array([1.0, 1.0, 1.0]), [3, 4, 1], X, Y)
+    assert np.array_equal(res.weights["W1"][0], res.weights["W1"][1])
+    assert not np.array_equal(res.weights["W1"][0], res.weights["W1"][2])
+
+
+def test_minibatch_sgd_with_batch_one_matches_a_per_sample_loop():
+    """batch_size 1: an independent per-sample loop in the order the run's seed draws."""
+    spec = TrainSpec(VARIANTS["ce"], epochs=3, batch_size=1, keep_weights=True, stop_converged=False)
+    seed = 5
+    res = _train_rows(spec, np.array([seed]), np.array([0.7]), [3, 4, 1], X, Y)
+    W1, W2 = res.weights["W1.init"][0].copy(), res.weights["W2.init"][0].copy()
+    rng = np.random.default_rng([seed, 1])
+    keys = rng.random((3, 4))
+    for epoch in range(3):
+        for i in np.argsort(keys[epoch], kind="stable"):
+            x, y = X[i : i + 1], Y[i : i + 1]
+            a1 = 1 / (1 + np.exp(-x @ W1))
+            a2 = 1 / (1 + np.exp(-a1 @ W2))
+            d2 = a2 - y
+            d1 = (d2 @ W2.T) * a1 * (1 - a1)
+            W2 -= 0.7 * a1.T @ d2
+            W1 -= 0.7 * x.T @ d1
+    np.testing.assert_allclose(res.weights["W1"][0], W1, rtol=1e-12)
+    np.testing.assert_allclose(res.weights["W2"][0], W2, rtol=1e-12)
+
+
+def test_convergence_epoch_is_the_first_check_that_meets_the_criterion():
+    """Recompute max |a − y| epoch by epoch with the seed loop; the first epoch below 0.1."""
+    seed = 4
+    spec = TrainSpec(VARIANTS["ce"], epochs=2000, log_every=100)
+    Ws, bs = init_params("legacy", [3, 4, 1], np.array([seed]))
+    res = train(spec, X, Y, Ws, bs, np.array([1.0]), np.array([seed]))
+    rs = np.random.RandomState(seed)
+    syn0 = 2 * rs.random_sample((3, 4)) - 1
+    syn1 = 2 * rs.random_sample((4, 1)) - 1
+    for epoch in range(2001):
+        l1 = 1 / (1 + np.exp(-(X @ syn0)))
+        l2 = 1 / (1 + np.exp(-(l1 @ syn1)))
+        if np.abs(l2 - Y).max() < 0.1:
+            break
+        d2 = Y - l2
+        d1 = d2.dot(syn1.T) * (l1 * (1 - l1))
+        syn1 += l1.T.dot(d2)
+        syn0 += X.T.dot(d1)
+    assert res.converged[0] and res.epochs_to_converge[0] == epoch == res.epochs_run[0]
+    assert res.final["max_error"][0] < 0.1
+
+
+def test_divergence_is_data_not_a_crash():
+    """Absurd learning rates on a linear output blow up: diverged rows, no warnings."""
+    spec = TrainSpec(VARIANTS["mse-linear"], epochs=200, log_every=10)
+    seeds = np.arange(4)
+    Ws, bs = init_params("uniform", [3, 4, 1], seeds)
+    with np.errstate(all="raise"):  # the engine must contain its own floating-point errors
+        res = train(spec, X, Y, Ws, bs, np.array([1e-3, 1e3, 1e6, 1e300]), seeds)
+    assert not res.diverged[0]
+    assert res.diverged[1:].all()
+    assert not res.converged[1:].any()
+    assert np.isnan(res.final["ce"]).all()  # no cross-entropy for a linear output
+    assert np.isnan(res.final["mse"][1:]).all() and np.isfinite(res.final["mse"][0])
+
+
+def test_saturated_sigmoid_losses_stay_finite():
+    spec = TrainSpec(VARIANTS["ce"], epochs=5, log_every=1, stop_converged=False)
+    Ws, bs = init_params("uniform", [3, 4, 1], np.arange(2), scale=1e6)
+    res = train(spec, X, Y, Ws, bs, np.array([1.0, 1.0]), np.arange(2))
+    assert np.isfinite(res.final["ce"]).all() and np.isfinite(res.curves["ce"]).all()
+
+
+def test_float32_runs_in_float32_and_agrees_roughly():
+    spec64 = TrainSpec(VARIANTS["ce"], epochs=300, keep_weights=True, stop_converged=False)
+    spec32 = TrainSpec(VARIANTS["ce"], epochs=300, keep_weights=True, stop_converged=False, dtype="float32")
+    seeds = np.arange(3)
+    r64 = _train_rows(spec64, seeds, np.ones(3), [3, 4, 1], X, Y, scheme="legacy")
+    r32 = _train_rows(spec32, seeds, np.ones(3), [3, 4, 1], X, Y, scheme="legacy")
+    np.testing.assert_allclose(r32.weights["W1"], r64.weights["W1"], rtol=1e-3, atol=1e-4)
+
+
+def test_curves_after_early_stop_hold_the_frozen_values():
+    spec = TrainSpec(VARIANTS["ce"], epochs=5000, log_every=100)
+    Ws, bs = init_params("legacy", [3, 4, 1], np.arange(3))
+    res = train(spec, X, Y, Ws, bs, np.full(3, 3.0), np.arange(3))
+    assert res.converged.all() and res.epochs_run.max() < 5000
+    last = res.curves["ce"][:, -1]
+    np.testing.assert_allclose(last, res.final["ce"], rtol=1e-12)
+    assert res.log_epochs[0] == 0 and res.log_epochs[-1] == 5000
