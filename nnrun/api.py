@@ -195,6 +195,7 @@ def execute(
     command: list[str] | None = None,
     progress: Callable[[int, int, int], None] | None = None,
     root: Path = Path("results"),
+    chunk_runs: int | None = None,
 ) -> RunResult:
     """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done)``."""
     command = command if command is not None else sys.argv
@@ -207,7 +208,10 @@ def execute(
             runs = rs.read_runs(out)
             summary, comparison = write_tables(out, runs, config)
             return RunResult(out, config, runs, summary, comparison, manifest)
-        p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
+        try:
+            p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
+        except (KeyError, TypeError, ValueError):
+            raise ResultsError(f"{out / 'manifest.json'}: has no valid 'chunk_runs'; cannot tell which runs are done. Start a new --out") from None
         done = rs.journal_done(out)
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:
@@ -215,7 +219,7 @@ def execute(
         if out.exists() and any(out.iterdir()):
             hint = " (add --resume to finish it)" if (out / "manifest.json").exists() else ""
             raise ResultsError(f"{out}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
-        p = make_plan(config, workers=workers)
+        p = make_plan(config, chunk_runs=chunk_runs, workers=workers)
         done = set()
         prior_wall = 0.0
         manifest = {}
@@ -244,6 +248,7 @@ def execute(
     runs_done = manifest["runs_done"]
     epochs_done = 0
     last_flush = time.time()
+    flush_every = 10.0
     if progress:
         progress(runs_done, p.n_runs, 0)
 
@@ -266,9 +271,11 @@ def execute(
             epochs_done += int(result["epochs_run"].sum())
             if progress:
                 progress(runs_done, p.n_runs, epochs_done)
-            if time.time() - last_flush > 10:  # a readable partial runs.csv, even after a kill -9
+            if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
+                t0 = time.time()
                 save("partial")
                 last_flush = time.time()
+                flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
     except KeyboardInterrupt:
         save("partial")
         resume_cmd = shlex.join(_resume_command(command, out))

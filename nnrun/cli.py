@@ -32,6 +32,7 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Wor
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or dask.")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
+ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
 
 
 def _console(stderr: bool = False):
@@ -87,7 +88,7 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool) -> None:
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None) -> None:
     from nnrun import api
     from nnrun.config import load
 
@@ -103,7 +104,15 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
         progress_cb, bar = _progress_bar()
     try:
         result = api.execute(
-            config, out=out, workers=_workers(workers), executor=executor, scheduler=scheduler, resume=resume, command=["nnrun", *sys.argv[1:]], progress=progress_cb
+            config,
+            out=out,
+            workers=_workers(workers),
+            executor=executor,
+            scheduler=scheduler,
+            resume=resume,
+            command=["nnrun", *sys.argv[1:]],
+            progress=progress_cb,
+            chunk_runs=chunk_runs,
         )
     finally:
         if bar is not None:
@@ -156,9 +165,10 @@ def train(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
+    chunk_runs: ChunkOpt = None,
 ) -> None:
     """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
-    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False)
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs)
 
 
 @app.command()
@@ -173,9 +183,10 @@ def sweep(
     executor: ExecutorOpt = "local",
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
+    chunk_runs: ChunkOpt = None,
 ) -> None:
     """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
-    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None)
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs)
 
 
 @app.command()

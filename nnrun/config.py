@@ -405,9 +405,12 @@ def load(
         key, value = parse_assignment(text, "--set")
         set_dotted(data, key, value, f"--set {text}")
     for text in grid:
-        key, value = parse_assignment(text, "--grid")
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2,…, e.g. --grid model.hidden=[2],[4],[8]")
         try:
-            values = yaml.safe_load(f"[{text.partition('=')[2]}]")
+            values = yaml.safe_load(f"[{raw}]")
         except yaml.YAMLError:
             raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list") from None
         if not isinstance(data.get("sweep", {}), dict):
