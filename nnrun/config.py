@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -221,7 +222,11 @@ class Config(Strict):
             if key.split(".")[0] in RESERVED_AXES:
                 raise ValueError(f"sweep.{key}: {key} cannot be a sweep axis; it is already one of every experiment's own axes")
             if not isinstance(values, list) or not values:
-                raise ValueError(f"sweep.{key}: expected a non-empty list of values")
+                raise ValueError(f"sweep.{key}: expected a non-empty list of values, got {_show(values)}")
+            try:
+                json.dumps(values)
+            except (TypeError, ValueError):
+                raise ValueError(f"sweep.{key}: values must be plain numbers, strings, lists or mappings, got {_show(values)}") from None
         return value
 
     # --------------------------------------------------------------- derived values
@@ -262,64 +267,226 @@ SCHEMA_PATHS = _schema_paths()
 
 
 def _loc(loc: tuple) -> str:
+    """pydantic's error location as the user writes the key: ``model.hidden[1]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "list[...]", "int", "float", "function-after[_known_variants(), list[union[str,InlineVariant]]]") or str(part).startswith(("function-", "constrained-", "literal[", "union[", "list[", "json-")):
-            continue
+        elif part in _UNION_TAGS or part == "[key]" or str(part).startswith(("function-", "constrained-", "literal[", "union[", "list[", "json-")):
+            continue  # which member of a union failed, not a key the user wrote
         else:
             out += ("." if out else "") + str(part)
     return out
 
 
+_UNION_TAGS = {"str", "int", "float", "bool", "list[...]", *(m.__name__ for m in Strict.__subclasses__())}
+
+
 def _unknown_key_hint(path: str) -> str:
     parent, _, key = path.rpartition(".")
-    siblings = [p.rpartition(".")[2] for p in SCHEMA_PATHS if p.rpartition(".")[0] == parent]
+    if re.fullmatch(r"variants\[\d+\]", parent):
+        siblings = list(InlineVariant.model_fields)
+    else:
+        siblings = [p.rpartition(".")[2] for p in SCHEMA_PATHS if p.rpartition(".")[0] == parent]
     close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {(parent + '.' if parent else '') + close[0]!r}?"
     elsewhere = [p for p in SCHEMA_PATHS if p.rpartition(".")[2] == key]
     if elsewhere:
         return f"; did you mean {elsewhere[0]!r}?"
-    allowed = ", ".join(siblings)
-    return f"; the keys here are {allowed}"
+    if not siblings:
+        return f"; {parent} takes no keys of its own"
+    return f"; the keys here are {', '.join(siblings)}"
 
 
 def format_errors(exc: ValidationError, source: str) -> str:
-    lines = []
-    seen = set()
+    """One line per offending key: ``source: key: must be <what>, got <value>``.
+
+    A union (``batch_size: 'full'`` or an integer, ``seeds``: a count or a list) reports one
+    error per member; they are merged into one "must be A or B" line for the key.
+    """
+    entries: list[tuple[str, str | None, str, Any]] = []  # (path, expected, text, input)
     for err in exc.errors(include_url=False):
         path = _loc(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        got = err.get("input")
+        expected = _expected(err, path)
         if err["type"] == "extra_forbidden":
             text = f"{path}: unknown key{_unknown_key_hint(path)}"
-        elif msg.startswith((path + ":", "dataset.", "model.", "training.", "convergence.", "variants[", "seeds:", "sweep.", "learning_rates:")) and path:
-            text = msg
+        elif err["type"] == "missing":
+            text = f"{path}: is required"
         elif err["type"] in ("value_error", "assertion_error"):
-            text = f"{path}: {msg}" if path else msg
+            text = msg if msg.startswith(_OWN_PREFIXES) or not path else f"{path}: {msg}"
+        elif expected is not None:
+            text = ""  # built below, once the union members of this key are merged
         else:
-            got = err.get("input")
-            text = f"{path or 'config'}: {msg[0].lower() + msg[1:]}, got {json.dumps(got) if _jsonable(got) else repr(got)}"
-            if err["type"] == "literal_error" and isinstance(got, str):
-                options = [o.strip(" '") for o in str(err.get("ctx", {}).get("expected", "")).replace(" or ", ", ").split(",")]
-                text += hint(got, options)
-        if text not in seen:
-            seen.add(text)
+            text = f"{path or 'config'}: {msg[0].lower() + msg[1:] if msg else 'invalid'}, got {_show(got)}"
+        entries.append((path, expected, text, got))
+    # A union member that failed on its type is noise when another member got further in.
+    paths = [p for p, *_ in entries]
+    entries = [
+        e for e in entries
+        if not (e[1] in _TYPE_WORDS and any(q != e[0] and q.startswith((e[0] + ".", e[0] + "[")) for q in paths))
+    ]
+    lines: list[str] = []
+    merged: dict[str, int] = {}
+    for path, expected, text, got in entries:
+        if expected is not None and not text:
+            if path in merged:
+                i = merged[path]
+                lines[i] = lines[i].replace(", got ", f" or {expected}, got ", 1)
+                continue
+            text = f"{path or 'config'}: must be {expected}, got {_show(got)}"
+            if isinstance(got, str) and expected.startswith("one of"):
+                text += hint(got, [o.strip(" '") for o in expected.removeprefix("one of ").replace(" or ", ", ").split(",")])
+            merged[path] = len(lines)
+        if text not in lines:
             lines.append(text)
-    # A union (e.g. batch_size: 'full' or int) reports one error per member; keep them all short.
     return f"{source}: " + ("\n  ".join(lines) if len(lines) > 1 else lines[0])
 
 
-def _jsonable(value: Any) -> bool:
+# Messages raised by the validators above already start with their key path.
+_OWN_PREFIXES = ("dataset.", "model.", "training.", "convergence.", "variants[", "variants:", "seeds:", "sweep.", "learning_rates:", "logging.", "name:")
+_TYPE_WORDS = ("a string", "a mapping", "a list", "an integer", "a number", "true or false")
+# What a pattern-checked string may hold, in words.
+_PATTERN_WORDS = {
+    r"^[A-Za-z0-9_-]+$": "letters, digits, '-' and '_' only (it names the folder results/<name>/)",
+    r"^[A-Za-z0-9_.+-]+$": "letters, digits and '.', '_', '+', '-' only",
+}
+
+
+def _expected(err: dict, path: str) -> str | None:
+    """What the key must be, in words, for pydantic's usual complaints; None for the rest."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to", "less_than": "less than", "less_than_equal": "less than or equal to"}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return f"{op} {bound}"
+    if kind == "finite_number":
+        return "a finite number"
+    if kind in ("int_parsing", "int_type", "int_from_float", "int_parsing_size"):
+        return "an integer"
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("bool_parsing", "bool_type"):
+        return "true or false"
+    if kind in ("string_type", "string_unicode"):
+        return "a string"
+    if kind in ("list_type", "tuple_type", "iterable_type"):
+        return "a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type", "mapping_type"):
+        return "a mapping"
+    if kind == "literal_error":
+        options = str(ctx.get("expected", ""))
+        return f"one of {options}" if " or " in options else options
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"a list of at least {n} item{'s' if n != 1 else ''}"
+    if kind == "too_long":
+        n = ctx.get("max_length")
+        return f"a list of at most {n} items"
+    if kind == "string_too_short":
+        return "a non-empty string"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_WORDS.get(str(ctx.get("pattern")), f"a string matching {ctx.get('pattern')}")
+    return None
+
+
+def _show(value: Any) -> str:
+    """A value as the user would write it: JSON where possible (null, true, "text", NaN)."""
     try:
-        json.dumps(value)
-        return True
+        text = json.dumps(value)
     except (TypeError, ValueError):
-        return False
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # ----------------------------------------------------------------------------- loading
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """Safe YAML restricted to what a config holds: mappings, lists, numbers, strings, booleans.
+
+    No tag builds a Python object (``!!python/...`` is refused, never constructed), a key given
+    twice in one mapping is an error rather than a silent override, and a malformed explicit
+    scalar (``!!int many``) is a YAML error with its line, not a crash.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"the key {key!r} is given twice (first on line {seen[key].line + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - PyYAML's scalar constructors raise bare ValueError & co
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_tag(node.tag)} {node.value!r} cannot be read as {_tag(node.tag)} ({type(exc).__name__})", node.start_mark
+            ) from None
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"the tag {_tag(node.tag)} is not allowed: a config holds plain YAML (mappings, lists, numbers, strings, true/false)", node.start_mark
+    )
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return loader.construct_scalar(node)  # 2024-01-01 stays the text the user wrote
+
+
+_PlainLoader.add_constructor(None, _refuse_tag)
+for _t in ("binary", "set", "omap", "pairs"):
+    _PlainLoader.add_constructor(f"tag:yaml.org,2002:{_t}", _refuse_tag)
+_PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
+def _yaml_problem(text: str) -> tuple[Any, str | None]:
+    """(data, None) for plain YAML, else (None, "line L, column C: problem")."""
+    try:
+        return _string_keys(yaml.load(text, Loader=_PlainLoader)), None  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        return None, at + (getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    except Exception as exc:  # noqa: BLE001 - whatever PyYAML raises, the user's text is at fault
+        return None, str(exc)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """``text`` as plain YAML; a ConfigError naming ``where``, the line and the problem otherwise."""
+    data, problem = _yaml_problem(text)
+    if problem is not None:
+        at, sep, rest = problem.partition(": ") if problem.startswith("line ") else ("", "", problem)
+        raise ConfigError(f"{where}: {at + ': ' if at else ''}not valid YAML: {rest}")
+    return data
+
+
+def _string_keys(value: Any) -> Any:
+    """Mapping keys as text: YAML reads ``1:`` or ``true:`` as numbers and booleans."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else str(k)): _string_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
 
 
 def read_yaml(path: Path) -> dict:
@@ -328,17 +495,15 @@ def read_yaml(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; expected a YAML config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot be read as text (UTF-8); expected a YAML config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    data = parse_yaml(text, str(path))
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of config keys (name:, dataset:, model:, …). `nnrun init` writes examples to start from")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (name:, dataset:, model:, …), got a {type(data).__name__}")
     return data
@@ -349,10 +514,14 @@ def parse_assignment(text: str, option: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"{option} {text!r}: expected KEY=VALUE, e.g. {option} training.epochs=500")
-    try:
-        return key, yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"{option} {text!r}: the value {value!r} is not valid YAML") from None
+    if any(not part for part in key.split(".")):
+        raise ConfigError(f"{option} {text!r}: {key!r} is not a dotted key like training.epochs")
+    if not value.strip():
+        return key, None
+    data, problem = _yaml_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{option} {text!r}: the value {value!r} is not valid YAML ({problem}); quote text, write lists as [8, 8]")
+    return key, data
 
 
 def set_dotted(data: dict, key: str, value: Any, source: str) -> None:
@@ -375,16 +544,15 @@ def validate(data: dict, source: str) -> Config:
         raise ConfigError(format_errors(exc, source)) from None
 
 
-def _resolve_paths(data: dict, base: Path) -> None:
+def _resolve_paths(data: dict, base: Path, source: str) -> None:
     """Input files named in a config are relative to the config file; store them absolute."""
-    for section, key in (("dataset", "path"), ("model", "init")):
-        node = data.get(section)
-        if section == "model" and isinstance(node, dict):
-            node = node.get("init")
-            key = "path"
-        if isinstance(node, dict) and isinstance(node.get(key), str):
-            p = Path(node[key]).expanduser()
-            node[key] = str(p if p.is_absolute() else (base / p).resolve())
+    for where, node in (("dataset.path", data.get("dataset")), ("model.init.path", (data.get("model") or {}).get("init") if isinstance(data.get("model"), dict) else None)):
+        if isinstance(node, dict) and isinstance(node.get("path"), str):
+            try:
+                p = Path(node["path"]).expanduser()
+                node["path"] = str(p if p.is_absolute() else (base / p).resolve())
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ConfigError(f"{source}: {where}: {node['path']!r} is not a usable file path ({exc})") from None
 
 
 def load(
@@ -409,14 +577,13 @@ def load(
         key = key.strip()
         if not sep or not key or not raw.strip():
             raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2,…, e.g. --grid model.hidden=[2],[4],[8]")
-        try:
-            values = yaml.safe_load(f"[{raw}]")
-        except yaml.YAMLError:
-            raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list") from None
+        values, problem = _yaml_problem(f"[{raw}]")
+        if problem is not None:
+            raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list ({problem}); e.g. --grid model.hidden=[2],[4],[8]")
         if not isinstance(data.get("sweep", {}), dict):
             raise ConfigError(f"{name}: sweep must be a mapping of dotted keys to lists of values")
         data.setdefault("sweep", {})[key] = values
-    _resolve_paths(data, base)
+    _resolve_paths(data, base, name)
     config = validate(data, name)
     check_axes(config, name)
     return config

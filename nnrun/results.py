@@ -140,6 +140,7 @@ def now() -> str:
 
 
 def read_manifest(directory: Path) -> dict:
+    """manifest.json of a results directory; a ResultsError says why it is not one."""
     path = Path(directory) / "manifest.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -148,7 +149,9 @@ def read_manifest(directory: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{path}: cannot be read as JSON ({exc}); the directory is damaged") from None
     if not isinstance(data, dict) or "status" not in data:
-        raise ResultsError(f"{path}: not an nnrun manifest (no 'status' key)")
+        raise ResultsError(f"{path}: not an nnrun manifest (expected a JSON object with a 'status' key)")
+    if data["status"] not in ("complete", "partial"):
+        raise ResultsError(f"{path}: status must be complete or partial, got {data['status']!r}")
     return data
 
 
@@ -187,40 +190,97 @@ def journal_read(directory: Path, chunk_id: int) -> dict[str, np.ndarray]:
 
 
 def read_runs(directory: Path) -> pd.DataFrame:
-    """runs.csv with its columns checked; a clear ResultsError names what is wrong."""
+    """runs.csv with its columns checked; a ResultsError names the line, column and value.
+
+    Rows are checked as written by nnrun: every row has as many fields as the header (a
+    truncated or hand-edited file does not), ids and counts are whole numbers ≥ 0, learning
+    rates are finite and > 0, flags are True/False, and run ids are unique. Final metrics may
+    be empty (a diverged run has none).
+    """
     path = Path(directory) / "runs.csv"
     try:
-        frame = pd.read_csv(path)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing; the run wrote no rows yet (resume it with --resume --out {directory})") from None
-    except pd.errors.EmptyDataError:
-        raise ResultsError(f"{path}: empty; expected a header and one row per run") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: cannot be read as text (UTF-8); the file is damaged — rerun or resume the experiment") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise ResultsError(f"{path}: empty; expected a header and one row per run")
+    _check_fields(path, text)
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise ResultsError(f"{path}: cannot be parsed as CSV: {str(exc).strip()}") from None
     missing = [c for c in ID_COLUMNS + RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}; was it written by nnrun?")
-    numeric = ["run_id", "learning_rate", "seed", "epochs_to_converge", "epochs_run"] + [c for c in frame.columns if c.startswith("final_")]
-    for col in numeric:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna()
+
+    def fail(row: int, col: str, expected: str) -> None:
+        value = frame[col].iloc[row]
+        got = "nothing" if pd.isna(value) else repr(value if isinstance(value, str) else _plain_number(value))
+        raise ResultsError(f"{path}: line {row + 2}, column {col!r} must be {expected}, got {got}")
+
+    finals = [c for c in frame.columns if c.startswith("final_")]
+    # (column, may be empty, check, what it must be)
+    rules = [("run_id", False, "whole", "a whole number >= 0"), ("seed", False, "whole", "a whole number >= 0"),
+             ("learning_rate", False, "positive", "a finite number > 0"), ("epochs_run", False, "whole", "a whole number >= 0"),
+             ("epochs_to_converge", True, "whole", "a whole number >= 0 or empty")]
+    rules += [(c, True, "number", "a number or empty") for c in finals]
+    for col, may_be_empty, kind, expected in rules:
+        values = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        v = values.to_numpy()
+        bad = np.isnan(v) & frame[col].notna().to_numpy()  # text where a number belongs
+        if not may_be_empty:
+            bad |= np.isnan(v)
+        with np.errstate(invalid="ignore"):
+            if kind == "whole":
+                bad |= ~np.isnan(v) & ((v < 0) | (v != np.round(v)) | ~np.isfinite(v))
+            elif kind == "positive":
+                bad |= ~np.isnan(v) & ~(np.isfinite(v) & (v > 0))
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ResultsError(f"{path}: line {row + 2}, column {col!r} must be a number, got {frame[col].iloc[row]!r}")
-        frame[col] = values
+            fail(int(np.flatnonzero(bad)[0]), col, expected)
+        frame[col] = values.astype("int64") if kind == "whole" and not may_be_empty else values  # epochs_to_converge stays float: NaN = not converged
+    flags = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}
     for col in ("converged", "diverged"):
-        values = frame[col].map(lambda v: {True: True, False: False, "True": True, "False": False, "true": True, "false": False}.get(v))
+        values = frame[col].map(lambda x: flags.get(x) if isinstance(x, (bool, str, np.bool_)) else None)
         if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise ResultsError(f"{path}: line {row + 2}, column {col!r} must be True or False, got {frame[col].iloc[row]!r}")
+            fail(int(np.flatnonzero(values.isna().to_numpy())[0]), col, "True or False")
         frame[col] = values.astype(bool)
-    if frame["run_id"].isna().any() or frame["run_id"].duplicated().any():
-        raise ResultsError(f"{path}: run_id must be present and unique on every row")
+    dup = frame["run_id"].duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero((frame["run_id"] == frame["run_id"].iloc[row]).to_numpy())[0])
+        raise ResultsError(f"{path}: line {row + 2} repeats run_id {frame['run_id'].iloc[row]} of line {first + 2}; every run_id must be unique")
     return frame
 
 
+def _plain_number(value):
+    return int(value) if isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer()) else value
+
+
+def _check_fields(path: Path, text: str) -> None:
+    """Every row has the header's number of fields: a cut or hand-edited row is named, not padded."""
+    import csv
+
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ResultsError(
+                    f"{path}: line {reader.line_num} has {len(row)} fields, the header {len(header)}; "
+                    "the file is truncated or was edited — rerun or resume the experiment"
+                )
+    except csv.Error as exc:
+        raise ResultsError(f"{path}: line {reader.line_num}: cannot be parsed as CSV ({exc})") from None
+
+
 def find_results(paths: list[Path]) -> list[Path]:
-    """Every results directory (one holding manifest.json) at or below each path."""
+    """Every results directory (one holding manifest.json) at or below each path, each once."""
+    if not paths:
+        raise ResultsError("no results directories given; name one or more, e.g. results/")
     found: list[Path] = []
     for p in paths:
         p = Path(p)
@@ -228,8 +288,11 @@ def find_results(paths: list[Path]) -> list[Path]:
             raise ResultsError(f"{p}: no such file or directory")
         if p.is_file():
             p = p.parent
-        hits = [p] if (p / "manifest.json").exists() else sorted(m.parent for m in p.rglob("manifest.json") if JOURNAL not in m.parts)
+        if (p / "manifest.json").is_file():
+            hits = [p]
+        else:
+            hits = sorted(m.parent for m in p.rglob("manifest.json") if m.is_file() and JOURNAL not in m.relative_to(p).parts)
         if not hits:
-            raise ResultsError(f"{p}: no nnrun results directory (one with a manifest.json) at or below it")
+            raise ResultsError(f"{p}: no nnrun results directory (one with a manifest.json) at or below it; run `nnrun train CONFIG` first")
         found.extend(h for h in hits if h not in found)
     return found
