@@ -163,13 +163,17 @@ def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
 
 
 def write_tables(directory: Path, runs: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """summary.csv, comparison.csv and tuned.csv (each variant at its best learning rate)."""
     from nnrun import stats
 
     axes = axis_columns(config)
+    baseline = config.variant_objects()[0].name
     summary = stats.summarize(runs, axes)
+    comparison = stats.compare(runs, axes, baseline=baseline, budget=config.training.epochs)
+    tuned = stats.tuned(runs, summary, axes, baseline, budget=config.training.epochs)
     rs.write_csv(directory / "summary.csv", summary)
-    comparison = stats.compare(runs, axes, baseline=config.variant_objects()[0].name)
     rs.write_csv(directory / "comparison.csv", comparison)
+    rs.write_csv(directory / "tuned.csv", tuned)
     return summary, comparison
 
 
