@@ -245,12 +245,16 @@ def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, n
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices: `fraction` of each class (rounded) held out, drawn with `seed`."""
+    """Train and test indices: `fraction` of each class (rounded) held out, drawn with `seed`.
+
+    Classes are visited in sorted order with one generator, so the split depends on the
+    labels, `fraction` and `seed` only. A class keeps at least one training sample.
+    """
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(labels == c) for c in np.unique(labels)] if stratify else [np.arange(len(labels))]
     test = []
     for idx in groups:
-        k = int(round(fraction * len(idx)))
+        k = min(int(round(fraction * len(idx))), len(idx) - 1)
         test.append(rng.permutation(idx)[:k])
     test_idx = np.sort(np.concatenate(test)).astype(int)
     train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
@@ -271,7 +275,9 @@ def load(
 ) -> Data:
     """Build a data set; the test split, standardisation and bias column are applied here."""
     if name == "csv":
-        X, labels, classes, names = read_csv(Path(path), target or "", task)  # type: ignore[arg-type]
+        if path is None or not target:
+            raise DataError("dataset csv needs dataset.path (the CSV file) and dataset.target (the label column)")
+        X, labels, classes, names = read_csv(Path(path), target, task)
         if standardize is None:
             standardize = True
     else:
@@ -301,3 +307,37 @@ def load(
             X_test = np.column_stack([X_test, np.ones(len(X_test))])
         names = names + ("bias",)
     return Data(X=X, labels=labels, classes=classes, X_test=X_test, labels_test=labels_test, feature_names=names)
+
+
+# ----------------------------------------------------------------------------- warm starts
+
+
+def weights_path(path: Path) -> Path:
+    """The .npz that `model.init.path` names: the file, DIR/weights.npz, or the one below DIR.
+
+    DIR may be a results directory or its parent ``results/<name>/`` when that holds exactly
+    one run with saved weights.
+    """
+    if not path.is_dir():
+        return path
+    if (path / "weights.npz").exists():
+        return path / "weights.npz"
+    found = sorted(path.glob("*/weights.npz"))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = ", ".join(p.parent.name for p in found[:5]) + (", …" if len(found) > 5 else "")
+        raise DataError(f"{path}: holds several results with weights ({listed}); name one of them in model.init.path")
+    hint = "; it was trained without logging.save_weights: true" if (path / "runs.csv").exists() else ""
+    raise DataError(f"{path}: no weights.npz here (model.init.path){hint}")
+
+
+def id_ranges(ids: list[int]) -> str:
+    """Sorted ids as ranges: [0, 1, 2, 5] -> '0–2, 5'."""
+    runs: list[list[int]] = []
+    for v in ids:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in runs)

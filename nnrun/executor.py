@@ -132,35 +132,72 @@ def layer_sizes(config: Config, data: Data, output: str) -> list[int]:
 
 
 def load_init_file(config: Config, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Weights for `init: file`: W1, b1, … from an .npz, or run `run_id`'s final weights."""
+    """Weights for `init: file`: W1, b1, … from an .npz, or run `run_id`'s final weights.
+
+    ``path`` is an .npz, a results directory holding ``weights.npz``, or a directory with
+    exactly one such results directory below it (``results/<name>/``). With ``run_id`` the
+    arrays are that run's final ``r{run_id}.W{l}``/``r{run_id}.b{l}``, so a full-batch SGD
+    run warm-started for E2 epochs ends exactly where one run of E1 + E2 epochs ends.
+    Minibatch shuffles and optimiser state (momentum, Adam) restart, so those only resume.
+    """
     init = config.model.init
-    path = Path(init.path)  # type: ignore[arg-type]
-    if path.is_dir():
-        path = path / "weights.npz"
-    prefix = f"r{init.run_id}." if init.run_id is not None else ""
+    run_id = init.run_id
+    path = ds.weights_path(Path(init.path))  # type: ignore[arg-type]
+    # Fine-tuning on the same data with another split (or a split after training on all of
+    # it) would train on the samples it then reports as held out.
+    from nnrun.config import read_yaml
+
+    try:
+        trained = read_yaml(path.parent / "config.yaml").get("dataset") if (path.parent / "config.yaml").is_file() else None
+    except ConfigError:
+        trained = None  # not a readable results directory: nothing to compare with
+    now = config.dataset
+    if isinstance(trained, dict) and (trained.get("name"), trained.get("path")) == (now.name, now.path) and now.test_fraction > 0:
+        split = (float(trained.get("test_fraction", 0.0)), int(trained.get("shuffle_seed", 0)))
+        if split != (now.test_fraction, now.shuffle_seed):
+            raise DataError(
+                f"{path}: these weights were trained on {now.name} with test_fraction {split[0]} and shuffle_seed {split[1]}, "
+                f"but this config holds out test_fraction {now.test_fraction} with shuffle_seed {now.shuffle_seed}, "
+                "so its test samples may have been trained on; use the same dataset.test_fraction and dataset.shuffle_seed"
+            )
+    prefix = f"r{run_id}." if run_id is not None else ""
     try:
         with np.load(path) as npz:
-            stored = {k: npz[k] for k in npz.files}
+            names = set(npz.files)
+            keys = [f"{prefix}{p}{l}" for l in range(1, len(sizes)) for p in "Wb"]
+            stored = {k: np.asarray(npz[k]) for k in keys if k in names}
     except FileNotFoundError:
         raise DataError(f"{path}: no such weights file (model.init.path)") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-        raise DataError(f"{path}: cannot be read as an .npz of weights ({exc})") from None
+        raise DataError(f"{path}: cannot be read as an .npz of weights ({exc}) (model.init.path)") from None
+    runs = sorted({int(k[1:].split(".")[0]) for k in names if k.startswith("r") and k[1:].split(".")[0].isdigit()})
+    if run_id is None and runs and "W1" not in names:
+        raise DataError(f"{path}: holds the weights of {len(runs)} runs (ids {ds.id_ranges(runs)}); choose one with model.init.run_id")
+    if run_id is not None and f"{prefix}W1" not in names:
+        have = f"it holds runs {ds.id_ranges(runs)}" if runs else "it holds no per-run weights (r<id>.W1, …)"
+        raise DataError(f"{path}: no weights for run {run_id} (model.init.run_id); {have}")
     out = []
     for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         key = f"{prefix}W{l}"
         if key not in stored:
-            have = ", ".join(sorted(stored)[:6])
-            what = f"run {init.run_id}" if init.run_id is not None else "the file"
-            raise DataError(f"{path}: no array {key!r} for {what} (model.init); it holds {have}{', …' if len(stored) > 6 else ''}")
+            have = ", ".join(sorted(names)[:6]) + (", …" if len(names) > 6 else "")
+            raise DataError(f"{path}: no array {key!r} for layer {l} of {len(sizes) - 1} (model.hidden, model.init); it holds {have}")
         W = stored[key]
         if W.shape != (i, o):
-            raise DataError(f"{path}: {key} has shape {W.shape}, but the network's layer {l} needs ({i}, {o}) (model.hidden, dataset)")
+            raise DataError(
+                f"{path}: {key} has shape {W.shape}, but layer {l} of this network ({' → '.join(map(str, sizes))}) needs ({i}, {o}); "
+                "model.hidden, dataset.bias_column and the data's features and classes must match the stored run's"
+            )
         b = stored.get(f"{prefix}b{l}")
         if b is not None and b.shape != (o,):
             raise DataError(f"{path}: {prefix}b{l} has shape {b.shape}, but layer {l} needs ({o},)")
+        if b is not None and not config.model.bias:
+            raise DataError(f"{path}: {prefix}b{l} holds bias vectors, which model.bias: false would drop; set model.bias: true")
+        if not (np.all(np.isfinite(W)) and (b is None or np.all(np.isfinite(b)))):
+            raise DataError(f"{path}: {key} holds NaN or infinite weights (a diverged run?); choose another model.init.run_id")
         out.append((W, b))
-    if f"{prefix}W{len(sizes)}" in stored:
-        raise DataError(f"{path}: holds more layers than the network has ({len(sizes) - 1}); check model.hidden")
+    if f"{prefix}W{len(sizes)}" in names:
+        raise DataError(f"{path}: holds more layers than the network's {len(sizes) - 1}; check model.hidden")
     return out
 
 
