@@ -361,7 +361,7 @@ def _expected(err: dict, path: str) -> str | None:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to", "less_than": "less than", "less_than_equal": "less than or equal to"}[kind]
         bound = next(iter(ctx.values()), "?")
-        return f"{op} {bound}"
+        return f"{op} {bound:g}" if isinstance(bound, float) else f"{op} {bound}"
     if kind == "finite_number":
         return "a finite number"
     if kind in ("int_parsing", "int_type", "int_from_float", "int_parsing_size"):
@@ -435,7 +435,7 @@ class _PlainLoader(yaml.SafeLoader):
             raise
         except Exception as exc:  # noqa: BLE001 - PyYAML's scalar constructors raise bare ValueError & co
             raise yaml.constructor.ConstructorError(
-                None, None, f"{_tag(node.tag)} {node.value!r} cannot be read as {_tag(node.tag)} ({type(exc).__name__})", node.start_mark
+                None, None, f"{node.value!r} is not a valid {_tag(node.tag)}", node.start_mark
             ) from None
 
 
@@ -584,8 +584,11 @@ def load(
             raise ConfigError(f"{name}: sweep must be a mapping of dotted keys to lists of values")
         data.setdefault("sweep", {})[key] = values
     _resolve_paths(data, base, name)
-    config = validate(data, name)
-    check_axes(config, name)
+    # Errors name the file, and the command-line options that changed it.
+    options = [f"--set {t}" for t in overrides] + [f"--grid {t}" for t in grid]
+    where = f"{name} with {' '.join(options)}" if options else name
+    config = validate(data, where)
+    check_axes(config, where)
     return config
 
 
