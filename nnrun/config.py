@@ -310,7 +310,7 @@ def format_errors(exc: ValidationError, source: str) -> str:
         path = _loc(err["loc"])
         msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         got = err.get("input")
-        expected = _expected(err, path)
+        expected = _expected(err)
         if err["type"] == "extra_forbidden":
             text = f"{path}: unknown key{_unknown_key_hint(path)}"
         elif err["type"] == "missing":
@@ -355,7 +355,7 @@ _PATTERN_WORDS = {
 }
 
 
-def _expected(err: dict, path: str) -> str | None:
+def _expected(err: dict) -> str | None:
     """What the key must be, in words, for pydantic's usual complaints; None for the rest."""
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):

@@ -272,6 +272,8 @@ CASES: list[Case] = [
     data("csv-only-target", "label\n0\n1\n", "data.csv", "no feature columns"),
     data("csv-non-numeric", "x1,x2,label\n0,0,0\n0,one,1\n1,0,1\n", "data.csv", "'x2'", "numeric", "line 3", "'one'"),
     data("csv-nan-feature", "x1,x2,label\n0,0,0\n0,,1\n1,0,1\n1,1,0\n", "data.csv", "'x2'", "missing value", "line 3"),
+    data("csv-inf-feature", "x1,x2,label\n0,0,0\n0,inf,1\n1,0,1\n1,1,0\n", "data.csv", "'x2'", "line 3", "finite"),
+    data("csv-overflowing-number", "x1,x2,label\n0,0,0\n0,1,1\n1,0,1\n1,1e400,0\n", "data.csv", "'x2'", "line 5", "finite"),
     data("csv-nan-target", "x1,x2,label\n0,0,0\n0,1,\n1,0,1\n", "data.csv", "'label'", "missing", "line 3"),
     data("csv-single-class", "x1,x2,label\n0,0,1\n0,1,1\n", "data.csv", "single class", "dataset.task"),
     data("csv-binary-task-three-classes", "x1,label\n0,a\n1,b\n2,c\n", "data.csv", "binary", "found 3", dataset={"task": "binary"}),
@@ -284,6 +286,7 @@ CASES: list[Case] = [
     init_file("init-file-not-npz", b"these are not weights", "weights.npz", "cannot be read"),
     init_file("init-file-wrong-shape", {"W1": np.zeros((3, 5)), "W2": np.zeros((5, 1))}, "weights.npz", "W1", "(3, 5)", "(3, 2)"),
     init_file("init-file-missing-array", {"W1": np.zeros((3, 2))}, "weights.npz", "'W2'"),
+    init_file("init-file-nan-weights", {"W1": np.full((3, 2), np.nan), "W2": np.zeros((2, 1))}, "weights.npz", "W1", "NaN"),
     init_file("init-file-extra-layer", {"W1": np.zeros((3, 2)), "W2": np.zeros((2, 1)), "W3": np.zeros((1, 1))}, "weights.npz", "more layers", "model.hidden"),
     # ------------------------------------------------------------------ paths
     options("name-with-slash", ["--set", "name=../escape", "--quiet"], "name", "letters, digits", '"../escape"', command="train", check=lambda ctx: _nothing_outside(ctx)),
