@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnrun.optim import OPTIMIZERS
-from nnrun.variants import ACTIVATIONS, DERIVATIVES, LOSSES, Variant, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
+from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, rsum, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 
 # Contractions over at most this many terms run as a loop of element-wise operations;
 # longer ones as a per-run matrix product (both are independent of the other runs).
@@ -80,10 +80,12 @@ def init_params(
     ``file`` copies ``given`` to every run.
     """
     layers = list(zip(sizes[:-1], sizes[1:]))
-    R = len(seeds)
+    unique, inverse = np.unique(np.asarray(seeds), return_inverse=True)
+    R = len(unique)  # draw once per distinct seed, then give every run its seed's weights
     Ws = [np.empty((i, o, R), dtype=np.float64) for i, o in layers]
     bs = [np.zeros((o, R), dtype=np.float64) if bias else None for _, o in layers]
-    for r, seed in enumerate(seeds):
+    rs = np.random.RandomState()  # re-seeding one instance is 50× cheaper than a new one
+    for r, seed in enumerate(unique):
         seed = int(seed)
         if scheme == "file":
             assert given is not None
@@ -93,7 +95,7 @@ def init_params(
                     bs[l][:, r] = b if b is not None else 0.0
             continue
         if scheme == "legacy":
-            rs = np.random.RandomState(seed)
+            rs.seed(seed)  # identical stream to np.random.RandomState(seed)
             for l, (i, o) in enumerate(layers):
                 Ws[l][..., r] = (2 * rs.random_sample((i, o)) - 1) * scale
             for l, (_, o) in enumerate(layers):
@@ -114,7 +116,9 @@ def init_params(
             else:
                 raise ValueError(f"unknown init scheme {scheme!r}")
             Ws[l][..., r] = W
-    return [W.astype(dtype) for W in Ws], [None if b is None else b.astype(dtype) for b in bs]
+    with np.errstate(over="ignore"):  # a float32 overflow is a run that diverges at epoch 0
+        Ws = [np.ascontiguousarray(W[..., inverse], dtype=dtype) for W in Ws]
+        return Ws, [None if b is None else np.ascontiguousarray(b[..., inverse], dtype=dtype) for b in bs]
 
 
 # ----------------------------------------------------------------------------- contractions
@@ -135,10 +139,7 @@ def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
                 np.multiply(ai, W[i], out=tmp)
                 z += tmp
     else:
-        if a.ndim == 2:
-            z = np.matmul(a, W.transpose(2, 0, 1)).transpose(1, 2, 0)
-        else:
-            z = np.matmul(a.transpose(2, 0, 1), W.transpose(2, 0, 1)).transpose(1, 2, 0)
+        z = np.matmul(a if a.ndim == 2 else _runs_first(a, (2, 0, 1)), _runs_first(W, (2, 0, 1))).transpose(1, 2, 0)
     if b is not None:
         z = z + b
     return z
@@ -152,7 +153,7 @@ def _backprop(delta: np.ndarray, W: np.ndarray) -> np.ndarray:
         for o in range(1, fan_out):
             d += delta[:, None, o, :] * W[None, :, o, :]
         return d
-    return np.matmul(delta.transpose(2, 0, 1), W.transpose(2, 1, 0)).transpose(1, 2, 0)
+    return np.matmul(_runs_first(delta, (2, 0, 1)), _runs_first(W, (2, 1, 0))).transpose(1, 2, 0)
 
 
 def _weight_grad(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -170,9 +171,17 @@ def _weight_grad(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
                 np.multiply(ak, delta[k, None], out=tmp)
                 g += tmp
         return g
+    d = _runs_first(delta, (2, 0, 1))
     if shared:
-        return np.matmul(a.T, delta.transpose(2, 0, 1)).transpose(1, 2, 0)
-    return np.matmul(a.transpose(2, 1, 0), delta.transpose(2, 0, 1)).transpose(1, 2, 0)
+        return np.matmul(np.ascontiguousarray(a.T), d).transpose(1, 2, 0)
+    return np.matmul(_runs_first(a, (2, 1, 0)), d).transpose(1, 2, 0)
+
+
+def _runs_first(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """A contiguous runs-first copy: np.matmul then makes the same BLAS call for every run,
+    whatever the batch size (a strided view may take NumPy's own loop, which rounds
+    differently)."""
+    return np.ascontiguousarray(x.transpose(axes))
 
 
 # ----------------------------------------------------------------------------- training
@@ -198,7 +207,7 @@ def backward(Ws, zs, acts, Y, activation: str, variant: Variant, scale: float):
     gW, gb = [None] * len(Ws), [None] * len(Ws)
     for l in range(len(Ws) - 1, -1, -1):
         gW[l] = _weight_grad(acts[l], delta)
-        gb[l] = delta.sum(axis=0)
+        gb[l] = rsum(delta, 0)
         if l > 0:
             delta = _backprop(delta, Ws[l]) * deriv(zs[l - 1], acts[l])
     return gW, gb
@@ -215,10 +224,11 @@ def _cross_entropy(variant: Variant, z, a, Y) -> np.ndarray:
 def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per-run metrics, each (runs,): mean per-sample ce and mse, accuracy, max error."""
     out = {}
+    n = a.shape[0]
     if "ce" in which:
-        out["ce"] = _cross_entropy(variant, z, a, Y).mean(axis=0)
+        out["ce"] = rsum(_cross_entropy(variant, z, a, Y), 0) / n
     if "mse" in which:
-        out["mse"] = squared_error(z, a, Y).mean(axis=0)
+        out["mse"] = rsum(squared_error(z, a, Y), 0) / n
     if "max_error" in which:
         out["max_error"] = np.abs(a - Y).max(axis=(0, 1))
     if "accuracy" in which:
@@ -226,8 +236,18 @@ def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which
             hit = (a[:, 0, :] > 0.5) == (Y[:, 0, :] > 0.5)
         else:
             hit = a.argmax(axis=1) == Y.argmax(axis=1)  # (samples, runs) vs (samples, 1)
-        out["accuracy"] = hit.mean(axis=0)
+        out["accuracy"] = rsum(hit.astype(np.float64), 0) / n
     return out
+
+
+def _finite(z: np.ndarray, m: dict[str, np.ndarray]) -> np.ndarray:
+    """Per run: are the output pre-activations and the metrics finite? A sigmoid or softmax
+    maps ±inf to a finite 0 or 1, so the outputs alone cannot reveal an overflow."""
+    ok = np.isfinite(z).all(axis=(0, 1))
+    for k in ("max_error", "mse", "ce"):
+        if k in m:
+            ok &= np.isfinite(m[k]) | (np.isnan(m[k]) & (k == "ce"))  # ce is NaN by design for linear outputs
+    return ok
 
 
 def _criterion_met(spec: TrainSpec, m: dict[str, np.ndarray]) -> np.ndarray:
@@ -300,7 +320,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
         if is_check or is_log:
             which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
             m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
-            bad = active & ~np.isfinite(m["max_error"])
+            bad = active & ~_finite(zs[-1], m)
             if bad.any():
                 diverged |= bad
                 epochs_run[bad] = epoch
@@ -349,7 +369,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))
         final.update({f"test_{k}": v for k, v in test.items()})
-    newly_bad = ~diverged & ~np.isfinite(final["max_error"])
+    newly_bad = ~diverged & ~_finite(zs[-1], final)
     diverged |= newly_bad
     converged &= ~diverged
     epochs_to_converge[diverged] = -1

@@ -239,7 +239,8 @@ def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
     Ws, bs = init_params(config.model.init.scheme, sizes, seeds, scale=config.model.init.scale, bias=config.model.bias, dtype=config.training.dtype, given=given)
     Y = data.targets(spec.variant.output)
     Y_test = data.targets(spec.variant.output, test=True) if data.X_test is not None else None
-    res = train(spec, data.X, Y, Ws, bs, np.array(chunk.lrs), seeds, data.X_test, Y_test)
+    with _one_blas_thread():  # a per-run product must not depend on how BLAS splits work
+        res = train(spec, data.X, Y, Ws, bs, np.array(chunk.lrs), seeds, data.X_test, Y_test)
     out = {
         "run_id": chunk.run_ids,
         "converged": res.converged,
@@ -249,9 +250,18 @@ def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
         "log_epochs": res.log_epochs,
     }
     out.update({f"final_{k}": v for k, v in res.final.items()})
-    out.update({f"curve_{k}": v.astype(np.float32) for k, v in res.curves.items()})
+    with np.errstate(over="ignore"):  # a blown-up loss is stored as inf, silently
+        out.update({f"curve_{k}": v.astype(np.float32) for k, v in res.curves.items()})
     out.update({f"weights_{k}": v for k, v in res.weights.items()})
     return out
+
+
+def _one_blas_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 # ----------------------------------------------------------------------------- executors
@@ -273,8 +283,7 @@ def iter_local(config_json: str, chunks: list[Chunk], workers: int) -> Iterator[
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, initargs=(1,))
     try:
         futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
         for fut in as_completed(futures):

@@ -23,6 +23,17 @@ import numpy as np
 
 Array = np.ndarray
 
+
+def rsum(x: Array, axis: int, keepdims: bool = False) -> Array:
+    """Sum over ``axis`` in an order fixed by that axis's length alone.
+
+    NumPy sums a contiguous axis pairwise but a strided one sequentially, so a plain
+    ``x.sum(axis)`` can round differently when the run axis has length 1. Moving the
+    summed axis last (contiguous) makes every run's sum the same whatever the batch.
+    """
+    y = np.ascontiguousarray(np.moveaxis(x, axis, -1)).sum(axis=-1)
+    return np.expand_dims(y, axis) if keepdims else y
+
 # ----------------------------------------------------------------------------- hidden
 
 
@@ -61,7 +72,7 @@ ACTIVATION_FORMULAS = {"sigmoid": "1/(1+e^-z)", "tanh": "tanh z", "relu": "max(z
 def softmax(z: Array) -> Array:
     """Softmax over the units axis (axis 1), shifted by the max so exp never overflows."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return e / rsum(e, 1, keepdims=True)
 
 
 def identity(z: Array) -> Array:
@@ -81,20 +92,20 @@ def softplus(z: Array) -> Array:
 
 def sigmoid_cross_entropy(z: Array, a: Array, y: Array) -> Array:
     # −[y log σ(z) + (1−y) log(1−σ(z))] = softplus(z) − y·z, finite for any z.
-    return (softplus(z) - y * z).sum(axis=1)
+    return rsum(softplus(z) - y * z, 1)
 
 
 def softmax_cross_entropy(z: Array, a: Array, y: Array) -> Array:
     # −Σ y log softmax(z) = logsumexp(z)·Σy − Σ y·z, finite for any z.
     m = z.max(axis=1, keepdims=True)
-    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
-    return (y * (lse - z)).sum(axis=1)
+    lse = m + np.log(rsum(np.exp(z - m), 1, keepdims=True))
+    return rsum(y * (lse - z), 1)
 
 
 def squared_error(z: Array, a: Array, y: Array) -> Array:
     # ½ Σ (a − y)²
     d = a - y
-    return 0.5 * (d * d).sum(axis=1)
+    return 0.5 * rsum(d * d, 1)
 
 
 # (output, loss) -> per-sample loss. Cross-entropy means the one that matches the output:
@@ -131,7 +142,7 @@ def delta_sigmoid_mse(z: Array, a: Array, y: Array) -> Array:
 def delta_softmax_mse(z: Array, a: Array, y: Array) -> Array:
     # Exact for softmax + ½Σ(a−y)²: Jacobianᵀ(a − y) = a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ).
     d = a - y
-    return a * (d - (d * a).sum(axis=1, keepdims=True))
+    return a * (d - rsum(d * a, 1, keepdims=True))
 
 
 def delta_softmax_diagonal(z: Array, a: Array, y: Array) -> Array:

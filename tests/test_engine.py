@@ -241,3 +241,29 @@ def test_curves_after_early_stop_hold_the_frozen_values():
     last = res.curves["ce"][:, -1]
     np.testing.assert_allclose(last, res.final["ce"], rtol=1e-12)
     assert res.log_epochs[0] == 0 and res.log_epochs[-1] == 5000
+
+
+@pytest.mark.parametrize(
+    "variant, outputs, n, hidden",
+    [("ce", 1, 37, 5), ("mse-softmax", 10, 30, 20), ("ce-softmax", 10, 45, 3)],
+)
+def test_grouping_invariance_long_sample_and_unit_axes(variant, outputs, n, hidden):
+    """Sums over more than 8 samples or units: NumPy sums a contiguous axis pairwise and a
+    strided one sequentially, so a run alone (run axis of length 1) must still match."""
+    rng = np.random.default_rng(1)
+    Xn = np.column_stack([rng.normal(size=(n, 6)), np.ones(n)])
+    labels = rng.integers(0, max(outputs, 2), size=n)
+    Yn = labels[:, None].astype(float) if outputs == 1 else np.eye(outputs)[labels]
+    spec = TrainSpec(VARIANTS[variant], epochs=25, keep_weights=True, stop_converged=False, reduction="mean", log_every=5)
+    seeds = np.arange(4)
+    lrs = np.array([0.1, 0.5, 1.0, 2.0])
+    sizes = [7, hidden, outputs]
+    together = _train_rows(spec, seeds, lrs, sizes, Xn, Yn, scheme="xavier", bias=True)
+    for r in range(4):
+        alone = _train_rows(spec, seeds[r : r + 1], lrs[r : r + 1], sizes, Xn, Yn, scheme="xavier", bias=True)
+        for k in together.weights:
+            assert np.array_equal(alone.weights[k][0], together.weights[k][r]), k
+        for k in together.final:
+            assert np.array_equal(alone.final[k][0], together.final[k][r], equal_nan=True), k
+        for k in together.curves:
+            assert np.array_equal(alone.curves[k][0], together.curves[k][r], equal_nan=True), k
