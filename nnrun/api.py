@@ -23,7 +23,7 @@ import yaml
 from nnrun import results as rs
 from nnrun.config import Config, ConfigError
 from nnrun.config import load as load_config
-from nnrun.executor import Plan, iterate, plan as make_plan
+from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
 from nnrun.results import ResultsError
 
 
@@ -72,27 +72,34 @@ def _cell_value(value):
     return value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
 
 
-def index_frame(p: Plan) -> pd.DataFrame:
-    """The identity columns of every run, in run-id order."""
-    variants = p.config.variant_objects()
-    parts = []
-    for chunk in p.chunks:
-        v = variants[chunk.variant]
-        frame = pd.DataFrame(
-            {
-                "run_id": chunk.run_ids,
-                "variant": v.name,
-                "output": v.output,
-                "loss": v.loss,
-                "delta": v.delta,
-                "learning_rate": np.array(chunk.lrs, dtype=float),
-                "seed": np.array(chunk.seeds, dtype=int),
-            }
-        )
-        for key, value in p.cells[chunk.cell].axes:
-            frame[key] = _cell_value(value)
-        parts.append(frame)
-    return pd.concat(parts, ignore_index=True)
+def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
+    """A chunk's rows: identity columns, sweep axes, and (given a result) its outcomes."""
+    v = p.config.variant_objects()[chunk.variant]
+    frame = pd.DataFrame(
+        {
+            "run_id": chunk.run_ids,
+            "variant": v.name,
+            "output": v.output,
+            "loss": v.loss,
+            "delta": v.delta,
+            "learning_rate": np.array(chunk.lrs, dtype=float),
+            "seed": np.array(chunk.seeds, dtype=int),
+        }
+    )
+    for key, value in p.cells[chunk.cell].axes:
+        frame[key] = _cell_value(value)
+    if result is not None:
+        for key, values in _scalar_columns(result).items():
+            frame[key] = values
+        frame["epochs_to_converge"] = frame["epochs_to_converge"].where(frame["converged"]).astype("Int64")
+        frame = frame.reindex(columns=_column_order(p))
+    return frame
+
+
+def _column_order(p: Plan) -> list[str]:
+    """runs.csv's columns; test metrics when any cell holds a test split (NaN elsewhere)."""
+    finals = FINAL_ORDER if any(c.config.dataset.test_fraction > 0 for c in p.cells) else FINAL_ORDER[:4]
+    return rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"] + finals
 
 
 def _scalar_columns(result: dict) -> dict:
@@ -105,26 +112,29 @@ FINAL_ORDER = ["final_ce", "final_mse", "final_accuracy", "final_max_error", "fi
 
 
 def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> pd.DataFrame:
-    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks."""
-    index = index_frame(p)
-    pieces = []
-    for chunk in p.chunks:
-        if chunk.id in done:
-            pieces.append(pd.DataFrame({"run_id": chunk.run_ids, **_scalar_columns(rs.journal_read(directory, chunk.id))}))
+    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks.
+
+    runs.csv is streamed chunk by chunk in run-id order; only the final assembly (with
+    ``write_curves``) keeps the rows in memory, for the statistics and the caller.
+    """
+    pieces, first, keep = [], True, write_curves
+    with rs.atomic_open(directory / "runs.csv", "w") as fh:
+        for chunk in p.chunks:
+            if chunk.id in done:
+                frame = chunk_frame(p, chunk, rs.journal_read(directory, chunk.id))
+                frame.to_csv(fh, index=False, header=first, lineterminator="\n")
+                first = False
+                if keep:
+                    pieces.append(frame)
+        if first:
+            pd.DataFrame(columns=_column_order(p)).to_csv(fh, index=False, lineterminator="\n")
     if not pieces:
-        return index.iloc[:0]
-    values = pd.concat(pieces, ignore_index=True)
-    runs = index.merge(values, on="run_id", how="inner").sort_values("run_id", kind="stable")
-    runs["epochs_to_converge"] = runs["epochs_to_converge"].where(runs["converged"]).astype("Int64")
-    ordered = rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"]
-    ordered += [c for c in FINAL_ORDER if c in runs.columns]
-    runs = runs[ordered].reset_index(drop=True)
-    rs.write_csv(directory / "runs.csv", runs)
+        return pd.DataFrame(columns=_column_order(p))
     if write_curves:
         _write_curves(directory, p, done)
         if p.config.logging.save_weights:
             _write_weights(directory, p, done)
-    return runs
+    return pd.concat(pieces, ignore_index=True)
 
 
 def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
@@ -177,6 +187,15 @@ def write_tables(directory: Path, runs: pd.DataFrame, config: Config) -> tuple[p
     return summary, comparison
 
 
+def preflight(p: Plan) -> None:
+    """Load every cell's data and init file once, so their errors come before any output."""
+    for cell in p.cells:
+        data = load_data(cell.config)
+        if cell.config.model.init.scheme == "file":
+            for variant in cell.config.variant_objects():
+                load_init_file(cell.config, layer_sizes(cell.config, data, variant.output))
+
+
 def _check_resumable(out: Path, config: Config) -> dict:
     manifest = rs.read_manifest(out)
     stored = manifest.get("config_sha256")
@@ -220,6 +239,8 @@ def execute(
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:
         out = out if out is not None else results_dir(config, root)
+        if out.exists() and not out.is_dir():
+            raise ResultsError(f"{out}: exists and is not a directory; --out must name a new or empty directory")
         if out.exists() and any(out.iterdir()):
             hint = " (add --resume to finish it)" if (out / "manifest.json").exists() else ""
             raise ResultsError(f"{out}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
@@ -227,6 +248,7 @@ def execute(
         done = set()
         prior_wall = 0.0
         manifest = {}
+    preflight(p)  # bad data or init files are reported before anything is written
     out.mkdir(parents=True, exist_ok=True)
     manifest.update(
         {

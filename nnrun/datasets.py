@@ -214,6 +214,10 @@ def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, n
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{path}: column {col!r} has a missing value on line {row + 2}; fill or drop it")
+        infinite = ~np.isfinite(values.to_numpy(dtype=float))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{path}: column {col!r} must hold finite numbers, but line {row + 2} holds {features[col].iloc[row]!r}")
         features[col] = values
     y = frame[target]
     if y.isna().any():
@@ -293,7 +297,10 @@ def load(
     if test_fraction > 0:
         train_idx, test_idx = stratified_split(labels if classes is not None else np.zeros(len(X)), test_fraction, shuffle_seed, classes is not None)
         if len(train_idx) == 0 or len(test_idx) == 0:
-            raise DataError(f"dataset {name!r}: test_fraction {test_fraction} of {len(X)} samples leaves an empty train or test set")
+            raise DataError(
+                f"dataset.test_fraction: {test_fraction} of {name!r}'s {len(X)} samples leaves an empty train or test set; "
+                "use a larger fraction or more samples, or 0 for no test split"
+            )
         X, X_test, labels, labels_test = X[train_idx], X[test_idx], labels[train_idx], labels[test_idx]
     if standardize:
         mean, std = X.mean(axis=0), X.std(axis=0)

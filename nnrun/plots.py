@@ -26,7 +26,7 @@ import yaml
 
 from nnrun import stats
 from nnrun.config import Config, ConfigError, cells, hint, validate
-from nnrun.results import ResultsError, find_results, read_runs
+from nnrun.results import ResultsError, find_results, read_manifest, read_runs
 
 FORMATS = ("png", "svg")
 METRICS = {  # --metric -> what the curves' y axis says (engine.metrics: means over samples)
@@ -577,6 +577,8 @@ def run_plots(results: list[Path], *, out: Path | None, fmt: str, metric: str, b
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
     directories = find_results(list(results))
+    for d in directories:
+        read_manifest(d)  # a damaged directory is reported, not plotted
     sweeps = [read_sweep(d) for d in directories]
     styles = variant_styles([v for s in sweeps for v in s.config.variant_objects() for v in [v.name]])
     written: list[Path] = []
