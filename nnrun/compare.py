@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 
 from nnrun import report, stats
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, format_errors
+from nnrun.config import Config, ConfigError, read_config
 from nnrun.results import ResultsError
 
 FORMATS = ("table",) + report.TEXT_FORMATS
@@ -44,22 +42,6 @@ class Results:
     def label(self) -> str:
         done, total = self.manifest.get("runs_done", len(self.runs)), self.manifest.get("runs_total", "?")
         return f"partial: {done} of {total} runs" if self.partial else "complete"
-
-
-def read_config(directory: Path) -> Config:
-    path = Path(directory) / "config.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing; compare needs the config a results directory was run with") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ResultsError(f"{path}: cannot be read as YAML ({str(exc).strip()})") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ResultsError(format_errors(exc, str(path))) from None
 
 
 def load(directory: Path) -> Results:

@@ -433,7 +433,7 @@ class _PlainLoader(yaml.SafeLoader):
             return super().construct_object(node, deep=deep)
         except yaml.YAMLError:
             raise
-        except Exception as exc:  # noqa: BLE001 - PyYAML's scalar constructors raise bare ValueError & co
+        except Exception:  # noqa: BLE001 - PyYAML's scalar constructors raise bare ValueError & co
             raise yaml.constructor.ConstructorError(
                 None, None, f"{node.value!r} is not a valid {_tag(node.tag)}", node.start_mark
             ) from None
@@ -633,3 +633,16 @@ def check_axes(config: Config, source: str) -> None:
 def n_runs(config: Config) -> int:
     n_cells = math.prod(len(v) for v in config.sweep.values()) if config.sweep else 1
     return n_cells * len(config.variants) * len(config.learning_rates) * len(config.seed_list())
+
+
+def read_config(directory: Path) -> Config:
+    """The resolved config.yaml of a results directory; a ResultsError says what is wrong."""
+    from nnrun.results import ResultsError
+
+    path = Path(directory) / "config.yaml"
+    if not path.exists():
+        raise ResultsError(f"{path}: missing; every nnrun results directory holds the config it ran")
+    try:
+        return validate(read_yaml(path), str(path))
+    except ConfigError as exc:
+        raise ResultsError(f"{exc} (the results directory is damaged, or was written by another nnrun version)") from None

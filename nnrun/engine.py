@@ -309,7 +309,6 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     keys = None
     block = 64  # epochs of shuffle keys drawn at a time
     scale = 1.0
-    last_eval: dict[str, np.ndarray] = {}
 
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from nnrun import stats
-from nnrun.config import Config, ConfigError, cells, hint, validate
+from nnrun.config import Config, ConfigError, cells, hint, read_config
 from nnrun.results import ResultsError, find_results, read_manifest, read_runs
 
 FORMATS = ("png", "svg")
@@ -65,22 +64,6 @@ class Sweep:
     @property
     def axes(self) -> list[str]:
         return list(self.config.sweep)
-
-
-def read_config(directory: Path) -> Config:
-    path = Path(directory) / "config.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: missing; every nnrun results directory holds the config it ran") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ResultsError(f"{path}: cannot be read as YAML ({str(exc).splitlines()[0]}); the directory is damaged") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a mapping of config keys, got a {type(data).__name__}")
-    try:
-        return validate(data, str(path))
-    except ConfigError as exc:
-        raise ResultsError(f"{exc} (was it written by another nnrun version?)") from None
 
 
 def read_curves(directory: Path) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ code, the words of the message and the absence of "Traceback".
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path

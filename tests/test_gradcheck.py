@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from nnrun import gradcheck, variants
