@@ -235,6 +235,7 @@ def execute(
             p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
         except (KeyError, TypeError, ValueError):
             raise ResultsError(f"{out / 'manifest.json'}: has no valid 'chunk_runs'; cannot tell which runs are done. Start a new --out") from None
+        rs.remove_temporaries(out)
         done = rs.journal_done(out)
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nnrun import fastpath
 from nnrun.optim import OPTIMIZERS
 from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, rsum, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 
 # Contractions over at most this many terms run as a loop of element-wise operations;
 # longer ones as a per-run matrix product (both are independent of the other runs).
-LOOP_LIMIT = 16
+LOOP_LIMIT = fastpath.LOOP_LIMIT
 
 
 @dataclass(frozen=True)
@@ -310,29 +311,44 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     block = 64  # epochs of shuffle keys drawn at a time
     scale = 1.0
 
+    def record(epoch: int, finite: np.ndarray, met: np.ndarray | None) -> None:
+        """Divergence and convergence bookkeeping after a check (``met`` None: not a check)."""
+        bad = active & ~finite
+        if bad.any():
+            diverged[bad] = True
+            epochs_run[bad] = epoch
+            active[bad] = False
+        if met is not None:
+            new = met & ~diverged & ~converged
+            if new.any():
+                epochs_to_converge[new] = epoch
+                converged[new] = True
+                if spec.stop_converged:
+                    frozen = new & active
+                    epochs_run[frozen] = epoch
+                    active[frozen] = False
+
+    sizes = [X.shape[1]] + [W.shape[1] for W in Ws]
+    kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs) if full_batch and fastpath.applies(spec, X, sizes) else None
+
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
         is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
+        if kernel is not None and not is_log:
+            max_error = kernel.forward(Ws, bs)  # NaN where the output z is not finite
+            if is_check:
+                record(epoch, np.isfinite(max_error), max_error < spec.threshold)
+            if epoch == spec.epochs or not active.any():
+                break
+            kernel.backward_step(Ws, bs, lr * active)
+            continue
         zs = acts = None
         if full_batch or is_check or is_log:
             zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
         if is_check or is_log:
             which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
             m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
-            bad = active & ~_finite(zs[-1], m)
-            if bad.any():
-                diverged |= bad
-                epochs_run[bad] = epoch
-                active &= ~bad
-            if is_check:
-                met = _criterion_met(spec, m) & ~diverged
-                new = met & ~converged
-                epochs_to_converge[new] = epoch
-                converged |= new
-                if spec.stop_converged:
-                    frozen = new & active
-                    epochs_run[frozen] = epoch
-                    active &= ~frozen
+            record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
             if is_log:
                 for k in curves:
                     curves[k][:, log_i] = np.where(diverged, np.nan, m[k])

@@ -162,6 +162,12 @@ def journal_write(directory: Path, chunk_id: int, arrays: dict[str, np.ndarray])
     write_npz(Path(directory) / JOURNAL / f"chunk-{chunk_id:06d}.npz", arrays)
 
 
+def remove_temporaries(directory: Path) -> None:
+    """Delete the hidden temporary files of writes that a kill cut off."""
+    for path in list(Path(directory).glob(".*.tmp")) + list((Path(directory) / JOURNAL).glob(".*.tmp")):
+        path.unlink(missing_ok=True)
+
+
 def journal_done(directory: Path) -> set[int]:
     """Ids of the chunks whose journal file is complete (a damaged one is redone)."""
     done = set()

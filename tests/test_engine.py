@@ -267,3 +267,32 @@ def test_grouping_invariance_long_sample_and_unit_axes(variant, outputs, n, hidd
             assert np.array_equal(alone.final[k][0], together.final[k][r], equal_nan=True), k
         for k in together.curves:
             assert np.array_equal(alone.curves[k][0], together.curves[k][r], equal_nan=True), k
+
+
+@pytest.mark.parametrize("variant", ["ce", "mse", "ng-on-mse", "mitchell-on-ce"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("bias, reduction, sizes", [(False, "sum", [3, 4, 1]), (True, "mean", [3, 5, 3, 1])])
+def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, variant, dtype, bias, reduction, sizes):
+    """nnrun.fastpath must reproduce engine.forward/backward + SGD exactly, divergence included."""
+    from nnrun import fastpath
+
+    spec = TrainSpec(VARIANTS[variant], epochs=300, dtype=dtype, reduction=reduction, log_every=50, keep_weights=True, stop_converged=False)
+    seeds = np.arange(60)
+    lr = np.where(seeds % 3 == 0, 0.5, 2.0) * np.where(seeds % 17 == 0, 1e30, 1.0)
+    X3 = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1], [0.5, 0.2, 1]], dtype=float)
+    Y3 = np.array([[0, 1, 1, 0, 1]], dtype=float).T
+    assert fastpath.applies(spec, X3, sizes)
+    runs = {}
+    for label, fast in (("fast", True), ("reference", False)):
+        monkeypatch.setattr(fastpath, "applies", (lambda *a: True) if fast else (lambda *a: False))
+        Ws, bs = init_params("uniform", sizes, seeds, bias=bias, dtype=dtype)
+        Ws[0][0, 0, ::11] = np.inf  # runs that diverge at once
+        runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds)
+    f, r = runs["fast"], runs["reference"]
+    assert r.diverged.any() and not r.diverged.all()
+    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
+        assert np.array_equal(getattr(f, name), getattr(r, name)), name
+    for k in r.weights:
+        assert np.array_equal(f.weights[k], r.weights[k], equal_nan=True), k
+    for k in r.final:
+        assert np.array_equal(f.final[k], r.final[k], equal_nan=True), k
