@@ -291,7 +291,8 @@ def execute(
         return runs
 
     try:
-        for chunk, result in iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler):
+        chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
+        for chunk, result in chunks:
             rs.journal_write(out, chunk.id, result)
             done.add(chunk.id)
             runs_done += len(chunk.seeds)
@@ -311,6 +312,11 @@ def execute(
     summary, comparison = write_tables(out, runs, config)
     rs.journal_clear(out)  # everything it held is in the results files now
     return RunResult(out, config, runs, summary, comparison, manifest)
+
+
+def _import_stats() -> None:
+    """scipy.stats takes ~0.5 s to import: do it while the workers train the first chunks."""
+    import nnrun.stats  # noqa: F401
 
 
 def _resume_command(command: list[str], out: Path) -> list[str]:

@@ -20,9 +20,16 @@ from nnrun import fastpath
 from nnrun.optim import OPTIMIZERS
 from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, rsum, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 
-# Contractions over at most this many terms run as a loop of element-wise operations;
-# longer ones as a per-run matrix product (both are independent of the other runs).
+# Contractions over at most LOOP_LIMIT terms, producing at most LOOP_CELLS numbers per run,
+# run as a loop of element-wise operations over all runs at once; others as one matrix
+# product per run. The choice depends on shapes only, never on the number of runs, so a
+# run takes the same arithmetic alone or batched.
 LOOP_LIMIT = fastpath.LOOP_LIMIT
+LOOP_CELLS = fastpath.LOOP_CELLS
+
+
+def _use_loop(terms: int, rows: int, cols: int) -> bool:
+    return terms <= LOOP_LIMIT and rows * cols <= LOOP_CELLS
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,7 @@ def init_params(
 def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """z[n,o,r] = Σᵢ a[n,i,r]·W[i,o,r] + b[o,r]; ``a`` may be shared, (samples, in)."""
     n, fan_in = a.shape[0], W.shape[0]
-    if fan_in <= LOOP_LIMIT:
+    if _use_loop(fan_in, n, W.shape[1]):
         shared = a.ndim == 2
         z = np.empty((n,) + W.shape[1:], dtype=W.dtype)
         tmp = np.empty_like(z)
@@ -149,7 +156,7 @@ def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
 def _backprop(delta: np.ndarray, W: np.ndarray) -> np.ndarray:
     """d[n,i,r] = Σₒ delta[n,o,r]·W[i,o,r]."""
     fan_out = W.shape[1]
-    if fan_out <= LOOP_LIMIT:
+    if _use_loop(fan_out, delta.shape[0], W.shape[0]):
         d = delta[:, None, 0, :] * W[None, :, 0, :]
         for o in range(1, fan_out):
             d += delta[:, None, o, :] * W[None, :, o, :]
@@ -161,7 +168,7 @@ def _weight_grad(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """g[i,o,r] = Σₙ a[n,i,r]·delta[n,o,r]; ``a`` may be shared, (samples, in)."""
     n = delta.shape[0]
     shared = a.ndim == 2
-    if n <= LOOP_LIMIT:
+    if _use_loop(n, a.shape[1], delta.shape[1]):
         g = np.empty((a.shape[1],) + delta.shape[1:], dtype=delta.dtype)
         tmp = np.empty_like(g)
         for k in range(n):

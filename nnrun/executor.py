@@ -274,7 +274,7 @@ def _limit_threads(threads: int) -> None:
         threadpool_limits(threads)
 
 
-def iter_local(config_json: str, chunks: list[Chunk], workers: int) -> Iterator[tuple[Chunk, dict]]:
+def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waiting: Callable[[], None] | None = None) -> Iterator[tuple[Chunk, dict]]:
     """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool."""
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
@@ -285,6 +285,8 @@ def iter_local(config_json: str, chunks: list[Chunk], workers: int) -> Iterator[
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, initargs=(1,))
     try:
         futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
+        if while_waiting is not None:
+            while_waiting()
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
     finally:
@@ -320,10 +322,12 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: st
             cluster.close()
 
 
-def iterate(config_json: str, chunks: list[Chunk], *, workers: int, executor: str = "local", scheduler: str | None = None) -> Iterator[tuple[Chunk, dict]]:
+def iterate(
+    config_json: str, chunks: list[Chunk], *, workers: int, executor: str = "local", scheduler: str | None = None, while_waiting: Callable[[], None] | None = None
+) -> Iterator[tuple[Chunk, dict]]:
+    """(chunk, result) pairs as chunks finish; ``while_waiting`` runs once work is out."""
     if executor == "dask" or scheduler:
         return iter_dask(config_json, chunks, workers, scheduler)
-    return iter_local(config_json, chunks, workers)
+    return iter_local(config_json, chunks, workers, while_waiting)
 
 
-ProgressFn = Callable[[int, int], None]

@@ -21,7 +21,8 @@ import numpy as np
 
 from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, rsum
 
-LOOP_LIMIT = 16  # the engine's: wider contractions take its per-run matmul path instead
+LOOP_LIMIT = 16  # the engine's: longer contractions take its per-run matmul path instead
+LOOP_CELLS = 256  # the engine's: larger per-run products take its per-run matmul path too
 
 
 def applies(spec, X: np.ndarray, sizes: list[int]) -> bool:
