@@ -292,6 +292,12 @@ def train(
         return _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test)
 
 
+# Once at most this share of the working runs is still training, the frozen ones are
+# dropped from the arrays (a frozen run costs as much per epoch as an active one).
+COMPACT_BELOW = 0.5
+COMPACT_MIN_RUNS = 64  # below this, NumPy's per-call cost dominates and copying is not worth it
+
+
 def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     dtype = np.dtype(spec.dtype)
     X, Y = X.astype(dtype), Y.astype(dtype)
@@ -300,6 +306,9 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     lr = np.asarray(lr, dtype=dtype)
     n = X.shape[0]
     full_batch = spec.batch_size is None or spec.batch_size >= n
+    out_W, out_b = list(Ws), list(bs)  # the caller's arrays; the final weights land here
+    work = np.arange(R)  # which runs the working arrays Ws, bs hold (all, until compaction)
+    lr_w = lr
     params = Ws + [b for b in bs if b is not None]
     opt = OPTIMIZERS[spec.optimizer](params, **dict(spec.optimizer_args))
     init_weights = _snapshot(Ws, bs, ".init") if spec.keep_weights else {}
@@ -316,17 +325,20 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     rngs = None if full_batch else [np.random.default_rng([int(s), 1]) for s in seeds]
     keys = None
     block = 64  # epochs of shuffle keys drawn at a time
-    scale = 1.0
 
     def record(epoch: int, finite: np.ndarray, met: np.ndarray | None) -> None:
         """Divergence and convergence bookkeeping after a check (``met`` None: not a check)."""
-        bad = active & ~finite
+        bad = np.zeros(R, bool)
+        bad[work] = ~finite
+        bad &= active
         if bad.any():
             diverged[bad] = True
             epochs_run[bad] = epoch
             active[bad] = False
         if met is not None:
-            new = met & ~diverged & ~converged
+            new = np.zeros(R, bool)
+            new[work] = met
+            new &= ~diverged & ~converged
             if new.any():
                 epochs_to_converge[new] = epoch
                 converged[new] = True
@@ -335,34 +347,65 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
                     epochs_run[frozen] = epoch
                     active[frozen] = False
 
+    def write_back() -> None:
+        for l in range(len(Ws)):
+            if Ws[l] is not out_W[l]:
+                out_W[l][..., work] = Ws[l]
+                if bs[l] is not None:
+                    out_b[l][..., work] = bs[l]
+
+    def compact() -> None:
+        """Drop frozen runs from the working arrays. Each run's arithmetic is independent of
+        the others, so this changes no number, only the cost of an epoch."""
+        nonlocal Ws, bs, params, lr_w, work, keys, kernel
+        keep = active[work]
+        write_back()
+        Ws = [W[..., keep] for W in Ws]
+        bs = [None if b is None else b[..., keep] for b in bs]
+        params = Ws + [b for b in bs if b is not None]
+        opt.compact(keep)
+        lr_w, work = lr_w[keep], work[keep]
+        if keys is not None:
+            keys = keys[keep]
+        if kernel is not None:
+            kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs)
+
     sizes = [X.shape[1]] + [W.shape[1] for W in Ws]
     kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs) if full_batch and fastpath.applies(spec, X, sizes) else None
 
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
         is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
+        zs = acts = None
         if kernel is not None and not is_log:
             max_error = kernel.forward(Ws, bs)  # NaN where the output z is not finite
             if is_check:
                 record(epoch, np.isfinite(max_error), max_error < spec.threshold)
-            if epoch == spec.epochs or not active.any():
-                break
-            kernel.backward_step(Ws, bs, lr * active)
-            continue
-        zs = acts = None
-        if full_batch or is_check or is_log:
+        elif full_batch or is_check or is_log:
             zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
-        if is_check or is_log:
-            which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
-            m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
-            record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
-            if is_log:
-                for k in curves:
-                    curves[k][:, log_i] = np.where(diverged, np.nan, m[k])
-                log_i += 1
+            if is_check or is_log:
+                which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
+                m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
+                record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
+                if is_log:
+                    for k in curves:
+                        curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
+        if is_log:
+            log_i += 1
         if epoch == spec.epochs or not active.any():
             break
-        lr_active = lr * active
+        if (is_check or is_log) and len(work) >= COMPACT_MIN_RUNS and active[work].sum() <= COMPACT_BELOW * len(work):
+            compact()
+            if zs is not None:  # this epoch's activations belong to the old working set
+                zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
+            elif kernel is not None:
+                kernel.forward(Ws, bs)
+        lr_active = lr_w * active[work]
+        if kernel is not None:
+            if zs is not None:  # a logged epoch went through the reference forward
+                kernel.forward(Ws, bs)
+            kernel.backward_step(Ws, bs, lr_active)
+            continue
         if full_batch:
             scale = 1.0 / n if spec.reduction == "mean" else 1.0
             gW, gb = backward(Ws, zs, acts, Yr, spec.activation, spec.variant, scale)
@@ -371,22 +414,26 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
         # Minibatches: each run's sample order is reshuffled every epoch from its own seed,
         # so runs sharing a seed see the same order and stay paired.
         if epoch % block == 0:
-            keys = _shuffle_keys(rngs, min(block, spec.epochs - epoch), n)
-        order = np.argsort(keys[:, epoch % block], axis=1, kind="stable")  # (R, n)
+            keys = _shuffle_keys([rngs[i] for i in work], min(block, spec.epochs - epoch), n)
+        order = np.argsort(keys[:, epoch % block], axis=1, kind="stable")  # (runs, n)
         for start in range(0, n, spec.batch_size):
-            idx = order[:, start : start + spec.batch_size]  # (R, B)
-            Xb = X[idx].transpose(1, 2, 0)  # (B, features, R)
+            idx = order[:, start : start + spec.batch_size]  # (runs, B)
+            Xb = X[idx].transpose(1, 2, 0)  # (B, features, runs)
             Yb = Y[idx].transpose(1, 2, 0)
             scale = 1.0 / idx.shape[1] if spec.reduction == "mean" else 1.0
             zb, ab = forward(Ws, bs, Xb, spec.activation, spec.variant)
             gW, gb = backward(Ws, zb, ab, Yb, spec.activation, spec.variant, scale)
             opt.step(params, gW + [g for g, b in zip(gb, bs) if b is not None], lr_active)
 
+    write_back()
+    Ws, bs = out_W, out_b
     zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
     final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
-    # Logged epochs after an early stop: every run is frozen, so its metrics stay final.
+    # Logged epochs from a run's stop on (converged and frozen, or the last epoch) hold its
+    # final metrics: its weights no longer change.
+    after_stop = (log_epochs[None, :] >= epochs_run[:, None]) & ~diverged[:, None]
     for k in curves:
-        curves[k][:, log_i:] = np.where(diverged, np.nan, final[k])[:, None]
+        curves[k] = np.where(after_stop, final[k][:, None], curves[k])
     if X_test is not None and Y_test is not None:
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))

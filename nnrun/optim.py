@@ -25,6 +25,9 @@ class SGD:
             g *= lr
             w -= g
 
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep only the runs ``keep`` selects (the engine drops frozen runs)."""
+
 
 class Momentum:
     """v ← βv + g, w ← w − lr·v (torch.optim.SGD with momentum, no dampening or Nesterov)."""
@@ -40,6 +43,9 @@ class Momentum:
             v *= self.beta
             v += g
             w -= lr * v
+
+    def compact(self, keep: np.ndarray) -> None:
+        self.v = [v[..., keep] for v in self.v]
 
 
 class Adam:
@@ -63,6 +69,10 @@ class Adam:
             v += (1.0 - self.beta2) * (g * g)
             denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
             w -= step_size * (m / denom)
+
+    def compact(self, keep: np.ndarray) -> None:
+        self.m = [m[..., keep] for m in self.m]
+        self.v = [v[..., keep] for v in self.v]
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

@@ -296,3 +296,32 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, var
         assert np.array_equal(f.weights[k], r.weights[k], equal_nan=True), k
     for k in r.final:
         assert np.array_equal(f.final[k], r.final[k], equal_nan=True), k
+
+
+@pytest.mark.parametrize(
+    "variant, spec_kwargs",
+    [
+        ("mse", {}),  # the fused kernel
+        ("mse-linear", {}),  # the reference path, with runs that diverge
+        ("mse", {"activation": "tanh", "optimizer": "momentum", "optimizer_args": (("beta", 0.9),)}),
+        ("mse", {"batch_size": 2, "optimizer": "adam", "optimizer_args": (("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8))}),
+    ],
+)
+def test_dropping_frozen_runs_changes_no_number(monkeypatch, variant, spec_kwargs):
+    """Compaction (frozen runs leave the working arrays) against a run without it."""
+    import nnrun.engine as engine
+
+    spec = TrainSpec(VARIANTS[variant], epochs=1500, keep_weights=True, log_every=25, **spec_kwargs)
+    seeds = np.arange(150)
+    lrs = np.tile([0.3, 1.0, 4.0, 1e30, 0.05], 30)  # staggered convergence, some divergence
+    results = {}
+    for label, minimum in (("compacting", 64), ("never", 10**9)):
+        monkeypatch.setattr(engine, "COMPACT_MIN_RUNS", minimum)
+        results[label] = _train_rows(spec, seeds, lrs, [3, 4, 1], X, Y, scheme="legacy")
+    a, b = results["compacting"], results["never"]
+    assert a.converged.any() and (~a.converged).any() and (a.diverged.any() or variant != "mse-linear")
+    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for group in ("final", "curves", "weights"):
+        for k, v in getattr(b, group).items():
+            assert np.array_equal(getattr(a, group)[k], v, equal_nan=True), (group, k)
