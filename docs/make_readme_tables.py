@@ -104,7 +104,7 @@ def sweep_part() -> tuple[str, dict]:
     config = load(None, default=api.default_config())
     with tempfile.TemporaryDirectory() as tmp:
         result = api.execute(config, out=Path(tmp) / "default-sweep", workers=1, command=["docs/make_readme_tables.py"])
-    runs, summary = result.runs, result.summary
+        runs, summary = result.runs, result.summary  # runs is read from disk: inside the with
     shared = stats.compare(runs, [], BASELINE)
     best = stats.best_learning_rates(summary, [])
     tuned = stats.tuned(runs, summary, [], BASELINE)

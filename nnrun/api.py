@@ -7,6 +7,7 @@ summary.csv and comparison.csv from the journal.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -38,14 +39,19 @@ class Interrupted(Exception):
 
 @dataclass
 class RunResult:
-    """What a notebook gets back from ``nnrun.run``."""
+    """What a notebook gets back from ``nnrun.run``: ``.runs`` is read from runs.csv when
+    first asked for, so a million-run sweep never holds every row in memory unasked."""
 
     path: Path
     config: Config
-    runs: pd.DataFrame
     summary: pd.DataFrame
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tuned: pd.DataFrame = field(default_factory=pd.DataFrame)
     manifest: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def runs(self) -> pd.DataFrame:
+        return rs.read_runs(self.path)
 
 
 def default_config() -> dict:
@@ -75,6 +81,7 @@ def _cell_value(value):
 def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
     """A chunk's rows: identity columns, sweep axes, and (given a result) its outcomes."""
     v = p.config.variant_objects()[chunk.variant]
+    lrs, seeds = chunk.lrs_seeds(p.cells[chunk.cell].config)
     frame = pd.DataFrame(
         {
             "run_id": chunk.run_ids,
@@ -82,8 +89,8 @@ def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
             "output": v.output,
             "loss": v.loss,
             "delta": v.delta,
-            "learning_rate": np.array(chunk.lrs, dtype=float),
-            "seed": np.array(chunk.seeds, dtype=int),
+            "learning_rate": lrs,
+            "seed": seeds,
         }
     )
     for key, value in p.cells[chunk.cell].axes:
@@ -111,41 +118,41 @@ def _scalar_columns(result: dict) -> dict:
 FINAL_ORDER = ["final_ce", "final_mse", "final_accuracy", "final_max_error", "final_test_accuracy", "final_test_ce", "final_test_mse", "final_test_max_error"]
 
 
-def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> pd.DataFrame:
-    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks.
-
-    runs.csv is streamed chunk by chunk in run-id order; only the final assembly (with
-    ``write_curves``) keeps the rows in memory, for the statistics and the caller.
-    """
-    pieces, first, keep = [], True, write_curves
+def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> None:
+    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks, streamed
+    chunk by chunk in run-id order: memory holds one chunk at a time, whatever the sweep."""
     with rs.atomic_open(directory / "runs.csv", "w") as fh:
+        first = True
         for chunk in p.chunks:
             if chunk.id in done:
-                frame = chunk_frame(p, chunk, rs.journal_read(directory, chunk.id))
-                frame.to_csv(fh, index=False, header=first, lineterminator="\n")
+                chunk_frame(p, chunk, rs.journal_read(directory, chunk.id)).to_csv(fh, index=False, header=first, lineterminator="\n")
                 first = False
-                if keep:
-                    pieces.append(frame)
         if first:
             pd.DataFrame(columns=_column_order(p)).to_csv(fh, index=False, lineterminator="\n")
-    if not pieces:
-        return pd.DataFrame(columns=_column_order(p))
-    if write_curves:
+    if write_curves and done:
         _write_curves(directory, p, done)
         if p.config.logging.save_weights:
             _write_weights(directory, p, done)
-    return pd.concat(pieces, ignore_index=True)
+
+
+def cell_runs(directory: Path, p: Plan, done: set[int]):
+    """(cell config, its rows) for each sweep cell: statistics never span cells, so they are
+    computed one cell at a time and memory is bounded by the largest cell, not the sweep."""
+    for cell in p.cells:
+        chunks = [c for c in p.chunks if c.cell == cell.index and c.id in done]
+        if chunks:
+            yield cell.config, pd.concat([chunk_frame(p, c, rs.journal_read(directory, c.id)) for c in chunks], ignore_index=True)
 
 
 def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
     chunks = [c for c in p.chunks if c.id in done]
     grid = np.unique(np.concatenate([rs.journal_read(directory, c.id)["log_epochs"] for c in chunks]))
-    n = sum(len(c.seeds) for c in chunks)
+    n = sum(c.size for c in chunks)
 
     def rows(metric: str):
         for c in chunks:
             j = rs.journal_read(directory, c.id)
-            block = np.full((len(c.seeds), len(grid)), np.nan, dtype=np.float32)
+            block = np.full((c.size, len(grid)), np.nan, dtype=np.float32)
             block[:, np.searchsorted(grid, j["log_epochs"])] = j[f"curve_{metric}"]
             yield block
 
@@ -172,19 +179,26 @@ def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
         out.close()
 
 
-def write_tables(directory: Path, runs: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """summary.csv, comparison.csv and tuned.csv (each variant at its best learning rate)."""
+def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """summary.csv, comparison.csv and tuned.csv (each variant at its best learning rate),
+    from ``cells``: (config, runs) pairs whose groups do not span pairs."""
     from nnrun import stats
 
     axes = axis_columns(config)
     baseline = config.variant_objects()[0].name
-    summary = stats.summarize(runs, axes)
-    comparison = stats.compare(runs, axes, baseline=baseline, budget=config.training.epochs)
-    tuned = stats.tuned(runs, summary, axes, baseline, budget=config.training.epochs)
-    rs.write_csv(directory / "summary.csv", summary)
-    rs.write_csv(directory / "comparison.csv", comparison)
-    rs.write_csv(directory / "tuned.csv", tuned)
-    return summary, comparison
+    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": []}
+    for cell_config, runs in cells:
+        summary = stats.summarize(runs, axes)
+        parts["summary"].append(summary)
+        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=cell_config.training.epochs))
+        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=cell_config.training.epochs))
+    tables = []
+    for name, frames in parts.items():
+        frames = [f for f in frames if len(f)]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        rs.write_csv(directory / f"{name}.csv", table)
+        tables.append(table)
+    return tables[0], tables[1], tables[2]
 
 
 def preflight(p: Plan) -> None:
@@ -228,9 +242,8 @@ def execute(
             raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
         manifest = _check_resumable(out, config)
         if manifest.get("status") == "complete":
-            runs = rs.read_runs(out)
-            summary, comparison = write_tables(out, runs, config)
-            return RunResult(out, config, runs, summary, comparison, manifest)
+            summary, comparison, tuned = write_tables(out, config, [(config, rs.read_runs(out))])
+            return RunResult(out, config, summary, comparison, tuned, manifest)
         try:
             p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
         except (KeyError, TypeError, ValueError):
@@ -260,7 +273,7 @@ def execute(
             "finished": None,
             "status": "partial",
             "runs_total": p.n_runs,
-            "runs_done": sum(len(c.seeds) for c in p.chunks if c.id in done),
+            "runs_done": sum(c.size for c in p.chunks if c.id in done),
             "chunk_runs": p.chunk_runs,
             "wall_seconds": prior_wall,
         }
@@ -279,23 +292,27 @@ def execute(
     if progress:
         progress(runs_done, p.n_runs, 0)
 
-    def save(status: str) -> pd.DataFrame:
+    def save(status: str) -> None:
+        complete = status == "complete"
+        assemble(out, p, done, write_curves=complete)
+        if complete:  # every results file exists before the manifest says so
+            tables.extend(write_tables(out, config, cell_runs(out, p, done)))
         manifest.update(
             status=status,
             runs_done=runs_done,
             wall_seconds=round(prior_wall + time.time() - started, 3),
-            finished=rs.now() if status == "complete" else None,
+            finished=rs.now() if complete else None,
         )
-        runs = assemble(out, p, done, write_curves=status == "complete")
         rs.write_json(out / "manifest.json", manifest)
-        return runs
+
+    tables: list[pd.DataFrame] = []
 
     try:
         chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
         for chunk, result in chunks:
             rs.journal_write(out, chunk.id, result)
             done.add(chunk.id)
-            runs_done += len(chunk.seeds)
+            runs_done += chunk.size
             epochs_done += int(result["epochs_run"].sum())
             if progress:
                 progress(runs_done, p.n_runs, epochs_done)
@@ -308,10 +325,9 @@ def execute(
         save("partial")
         resume_cmd = shlex.join(_resume_command(command, out))
         raise Interrupted(out, resume_cmd) from None
-    runs = save("complete")
-    summary, comparison = write_tables(out, runs, config)
+    save("complete")
     rs.journal_clear(out)  # everything it held is in the results files now
-    return RunResult(out, config, runs, summary, comparison, manifest)
+    return RunResult(out, config, *tables, manifest=manifest)
 
 
 def _import_stats() -> None:

@@ -32,18 +32,30 @@ MAX_CHUNK_RUNS = 4096
 
 @dataclass(frozen=True)
 class Chunk:
-    """Runs ``start .. start+len(lrs)−1`` of one (cell, variant) batch."""
+    """Runs ``start .. start+size−1``: positions ``lo .. hi−1`` of one (cell, variant) batch,
+    whose runs go learning rate → seed. Positions, not value lists, keep a million-run plan
+    small; ``lrs_seeds`` turns them into values with the cell's config."""
 
     id: int
     cell: int
     variant: int
     start: int
-    lrs: tuple[float, ...]
-    seeds: tuple[int, ...]
+    lo: int
+    hi: int
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo
 
     @property
     def run_ids(self) -> np.ndarray:
-        return np.arange(self.start, self.start + len(self.seeds))
+        return np.arange(self.start, self.start + self.size)
+
+    def lrs_seeds(self, config: Config) -> tuple[np.ndarray, np.ndarray]:
+        """(learning rates, seeds) of this chunk's runs, from its cell's config."""
+        seeds = np.arange(config.seeds) if isinstance(config.seeds, int) else np.asarray(config.seeds, dtype=np.int64)
+        pos = np.arange(self.lo, self.hi)
+        return np.asarray(config.learning_rates, dtype=float)[pos // len(seeds)], seeds[pos % len(seeds)]
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class Plan:
 
     @property
     def n_runs(self) -> int:
-        return sum(len(c.seeds) for c in self.chunks)
+        return sum(c.size for c in self.chunks)
 
 
 def per_run_bytes(config: Config, data: Data | None = None) -> int:
@@ -88,11 +100,8 @@ def plan(config: Config, chunk_runs: int | None = None, workers: int = 1) -> Pla
     run_id = 0
     for cell in all_cells:
         for v in range(len(cell.config.variants)):
-            lrs = [lr for lr in cell.config.learning_rates for _ in seeds]
-            ss = [s for _ in cell.config.learning_rates for s in seeds]
             for lo in range(0, batch, chunk_runs):
-                hi = min(batch, lo + chunk_runs)
-                chunks.append(Chunk(len(chunks), cell.index, v, run_id + lo, tuple(lrs[lo:hi]), tuple(ss[lo:hi])))
+                chunks.append(Chunk(len(chunks), cell.index, v, run_id + lo, lo, min(batch, lo + chunk_runs)))
             run_id += batch
     return Plan(config, all_cells, tuple(chunks), chunk_runs)
 
@@ -235,13 +244,13 @@ def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
     spec = train_spec(config, chunk.variant)
     data = load_data(config)
     sizes = layer_sizes(config, data, spec.variant.output)
-    seeds = np.array(chunk.seeds)
+    lrs, seeds = chunk.lrs_seeds(config)
     given = load_init_file(config, sizes) if config.model.init.scheme == "file" else None
     Ws, bs = init_params(config.model.init.scheme, sizes, seeds, scale=config.model.init.scale, bias=config.model.bias, dtype=config.training.dtype, given=given)
     Y = data.targets(spec.variant.output)
     Y_test = data.targets(spec.variant.output, test=True) if data.X_test is not None else None
     with _one_blas_thread():  # a per-run product must not depend on how BLAS splits work
-        res = train(spec, data.X, Y, Ws, bs, np.array(chunk.lrs), seeds, data.X_test, Y_test)
+        res = train(spec, data.X, Y, Ws, bs, lrs, seeds, data.X_test, Y_test)
     out = {
         "run_id": chunk.run_ids,
         "converged": res.converged,
@@ -290,7 +299,8 @@ def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waitin
         if while_waiting is not None:
             while_waiting()
         for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+            chunk = futures.pop(fut)  # a finished future holds its result: let it go
+            yield chunk, fut.result()
     finally:
         processes = list(getattr(pool, "_processes", {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -318,7 +328,10 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: st
         with client:
             futures = {client.submit(run_chunk, config_json, c, pure=False, key=f"nnrun-chunk-{c.id}-{time.time_ns()}"): c for c in chunks}
             for fut in as_completed(list(futures)):
-                yield futures[fut], fut.result()
+                chunk = futures.pop(fut)
+                result = fut.result()
+                fut.release()  # the cluster may forget it once the client has it
+                yield chunk, result
     finally:
         if cluster is not None:
             cluster.close()

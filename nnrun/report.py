@@ -203,10 +203,7 @@ def print_run(console: Console, result) -> None:
         f"on {config.dataset.name} in {m['wall_seconds']:.1f} s",
         markup=False,
     )
-    axes = list(config.sweep)
-    baseline = config.variant_objects()[0].name
-    tuned = stats.tuned(result.runs, result.summary, axes, baseline, budget=config.training.epochs)
-    render(console, Tables(result.summary, result.comparison, tuned, axes, title=config.name))
+    render(console, Tables(result.summary, result.comparison, result.tuned, list(config.sweep), title=config.name))
 
 
 TEXT_FORMATS = ("csv", "markdown", "latex", "json")
