@@ -13,6 +13,21 @@ from typing import Sequence
 import numpy as np
 
 
+def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The arrays with the run axis moved first when that makes every one of them contiguous
+    (parameters kept in runs-first storage, e.g. for minibatches), ``lr`` shaped to match;
+    otherwise unchanged. The updates are element-wise, so this changes no number, only how
+    NumPy walks the memory (a broadcast ``lr`` over strided views is slow)."""
+    nd = arrays[0].ndim
+    if nd < 2:
+        return list(arrays), lr
+    axes = (nd - 1,) + tuple(range(nd - 1))
+    moved = [x.transpose(axes) for x in arrays]
+    if all(m.flags.c_contiguous for m in moved):
+        return moved, np.reshape(lr, np.shape(lr) + (1,) * (nd - 1))
+    return list(arrays), lr
+
+
 class SGD:
     """w ← w − lr·g (torch.optim.SGD)."""
 
@@ -22,7 +37,8 @@ class SGD:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         for w, g in zip(params, grads):
-            g *= lr
+            (w, g), lr_ = _oriented((w, g), lr)
+            g *= lr_
             w -= g
 
     def compact(self, keep: np.ndarray) -> None:
@@ -40,9 +56,10 @@ class Momentum:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         for w, g, v in zip(params, grads, self.v):
+            (w, g, v), lr_ = _oriented((w, g, v), lr)
             v *= self.beta
             v += g
-            w -= lr * v
+            w -= lr_ * v
 
     def compact(self, keep: np.ndarray) -> None:
         self.v = [v[..., keep] for v in self.v]
@@ -63,12 +80,13 @@ class Adam:
         step_size = lr / (1.0 - self.beta1**self.t)
         bias_correction2_sqrt = math.sqrt(1.0 - self.beta2**self.t)
         for w, g, m, v in zip(params, grads, self.m, self.v):
+            (w, g, m, v), step = _oriented((w, g, m, v), step_size)
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             v *= self.beta2
             v += (1.0 - self.beta2) * (g * g)
             denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
-            w -= step_size * (m / denom)
+            w -= step * (m / denom)
 
     def compact(self, keep: np.ndarray) -> None:
         self.m = [m[..., keep] for m in self.m]
