@@ -384,19 +384,26 @@ def _dodge(i: int, n: int) -> float:
     return 10 ** ((i - (n - 1) / 2) * DODGE)
 
 
+def _errorbars(ax, points: pd.DataFrame, styles: dict, y_col: str, low_col: str, high_col: str) -> list[str]:
+    """One line with error bars per variant against learning rate, dodged sideways so the
+    bars do not overlap; returns the variants in the order drawn."""
+    variants = list(dict.fromkeys(points["variant"]))
+    for i, v in enumerate(variants):
+        p = points[points["variant"] == v]
+        x = p["learning_rate"].to_numpy(float) * _dodge(i, len(variants))
+        y = p[y_col].to_numpy(float)
+        err = np.vstack([y - p[low_col].to_numpy(float), p[high_col].to_numpy(float) - y])
+        st = styles[v]
+        ax.errorbar(x, y, yerr=err, color=st.color, marker=st.marker, linestyle=st.linestyle, capsize=3, linewidth=1.6)
+    return variants
+
+
 def draw_success(points: pd.DataFrame, styles: dict, heading: str):
     from matplotlib.ticker import NullLocator, PercentFormatter
 
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
-    variants = list(dict.fromkeys(points["variant"]))
-    for i, v in enumerate(variants):
-        p = points[points["variant"] == v]
-        x = p["learning_rate"].to_numpy(float) * _dodge(i, len(variants))
-        y = p["success_rate"].to_numpy(float)
-        err = np.vstack([y - p["success_ci_low"].to_numpy(float), p["success_ci_high"].to_numpy(float) - y])
-        st = styles[v]
-        ax.errorbar(x, y, yerr=err, color=st.color, marker=st.marker, linestyle=st.linestyle, capsize=3, linewidth=1.6)
+    variants = _errorbars(ax, points, styles, "success_rate", "success_ci_low", "success_ci_high")
     ax.set_xscale("log")
     ax.set_xticks(sorted(set(points["learning_rate"])), [_lr(x) for x in sorted(set(points["learning_rate"]))])
     ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
@@ -415,14 +422,7 @@ def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, headin
 
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
-    variants = list(dict.fromkeys(points["variant"]))
-    for i, v in enumerate(variants):
-        p = points[points["variant"] == v]
-        x = p["learning_rate"].to_numpy(float) * _dodge(i, len(variants))
-        y = p["epochs_median"].to_numpy(float)
-        err = np.vstack([y - p["epochs_q25"].to_numpy(float), p["epochs_q75"].to_numpy(float) - y])
-        st = styles[v]
-        ax.errorbar(x, y, yerr=err, color=st.color, marker=st.marker, linestyle=st.linestyle, capsize=3, linewidth=1.6)
+    variants = _errorbars(ax, points, styles, "epochs_median", "epochs_q25", "epochs_q75")
     ax.set_xscale("log")
     ax.set_yscale("log")
     lrs = sorted(set(all_lrs))
