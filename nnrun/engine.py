@@ -149,7 +149,7 @@ def _affine(a: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     else:
         z = np.matmul(a if a.ndim == 2 else _runs_first(a, (2, 0, 1)), _runs_first(W, (2, 0, 1))).transpose(1, 2, 0)
     if b is not None:
-        z = z + b
+        z += b  # z is this function's own array
     return z
 
 
@@ -271,7 +271,7 @@ def _rf(x: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid_rf(z: np.ndarray) -> np.ndarray:
-    """``variants.sigmoid``, 1.0 / (1.0 + exp(−z)), with one buffer."""
+    """``variants.sigmoid``, 1.0 / (1.0 + exp(−z)), with one buffer (any layout)."""
     a = np.negative(z)
     np.exp(a, out=a)
     np.add(a, 1.0, out=a)
@@ -353,7 +353,13 @@ def forward(Ws, bs, X, activation: str, variant: Variant):
     for l, (W, b) in enumerate(zip(Ws, bs)):
         z = _affine(acts[-1], W, b)
         zs.append(z)
-        acts.append(variant.output_fn(z) if l == len(Ws) - 1 else act(z))
+        if l == len(Ws) - 1:
+            if variant.output == "softmax" and z.transpose(2, 0, 1).flags.c_contiguous:  # runs-first memory
+                acts.append(_rl(_softmax_rf(z.transpose(2, 0, 1))))
+            else:
+                acts.append(variant.output_fn(z))
+        else:
+            acts.append(_sigmoid_rf(z) if activation == "sigmoid" else act(z))  # the same bits, fewer temporaries
     return zs, acts
 
 
@@ -545,7 +551,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
         is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
-        zs = acts = None
+        zs = acts = last = None
         if kernel is not None and not is_log:
             max_error = kernel.forward(Ws, bs)  # NaN where the output z is not finite
             if is_check:
@@ -559,6 +565,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
                 if is_log:
                     for k in curves:
                         curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
+                    last = (zs, acts, m)
         if is_log:
             log_i += 1
         if epoch == spec.epochs or not active.any():
@@ -599,8 +606,11 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
 
     write_back()
     Ws, bs = out_W, out_b
-    zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
-    final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
+    if last is not None and len(work) == R:  # the last epoch's logged forward, of these very weights
+        zs, acts, final = last[0], last[1], dict(last[2])
+    else:
+        zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
+        final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
     # Logged epochs from a run's stop on (converged and frozen, or the last epoch) hold its
     # final metrics: its weights no longer change.
     after_stop = (log_epochs[None, :] >= epochs_run[:, None]) & ~diverged[:, None]
