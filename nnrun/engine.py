@@ -500,25 +500,34 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     block = 64  # epochs of shuffle keys drawn at a time
 
     def record(epoch: int, finite: np.ndarray, met: np.ndarray | None) -> None:
-        """Divergence and convergence bookkeeping after a check (``met`` None: not a check)."""
-        bad = np.zeros(R, bool)
-        bad[work] = ~finite
-        bad &= active
-        if bad.any():
-            diverged[bad] = True
-            epochs_run[bad] = epoch
-            active[bad] = False
+        """Divergence and convergence bookkeeping after a check (``met`` None: not a check).
+        Runs outside ``work`` are inactive and done, so only the working runs can change;
+        the common case (all finite, nothing new) costs a few calls."""
+        nonlocal open_w, version
+        if not finite.all():
+            bad = np.zeros(R, bool)
+            bad[work] = ~finite
+            bad &= active
+            if bad.any():
+                diverged[bad] = True
+                epochs_run[bad] = epoch
+                active[bad] = False
+                open_w, version = None, version + 1
         if met is not None:
-            new = np.zeros(R, bool)
-            new[work] = met
-            new &= ~diverged & ~converged
-            if new.any():
+            if open_w is None:  # working runs neither diverged nor converged
+                open_w = ~(diverged[work] | converged[work])
+            new_w = met & open_w
+            if new_w.any():
+                new = np.zeros(R, bool)
+                new[work] = new_w
                 epochs_to_converge[new] = epoch
                 converged[new] = True
+                open_w = None
                 if spec.stop_converged:
                     frozen = new & active
                     epochs_run[frozen] = epoch
                     active[frozen] = False
+                    version += 1
 
     def write_back() -> None:
         for l in range(len(Ws)):
@@ -530,7 +539,8 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     def compact() -> None:
         """Drop frozen runs from the working arrays. Each run's arithmetic is independent of
         the others, so this changes no number, only the cost of an epoch."""
-        nonlocal Ws, bs, params, lr_w, work, keys, kernel
+        nonlocal Ws, bs, params, lr_w, work, keys, kernel, open_w, version
+        open_w, version = None, version + 1
         keep = active[work]
         write_back()
         Ws = [W[..., keep] for W in Ws]
@@ -548,6 +558,8 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
 
     kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs) if full_batch and fastpath.applies(spec, X, sizes) else None
 
+    open_w = None  # cached ~(diverged | converged)[work]; None: recompute
+    version, seen = 0, -1  # bumped whenever `active` or `work` changes
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
         is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
@@ -568,15 +580,19 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
                     last = (zs, acts, m)
         if is_log:
             log_i += 1
-        if epoch == spec.epochs or not active.any():
+        if epoch == spec.epochs:
             break
-        if (is_check or is_log) and len(work) >= COMPACT_MIN_RUNS and active[work].sum() <= COMPACT_BELOW * len(work):
-            compact()
-            if zs is not None:  # this epoch's activations belong to the old working set
-                zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
-            elif kernel is not None:
-                kernel.forward(Ws, bs)
-        lr_active = lr_w * active[work]
+        if version != seen:  # `active` changed (only a check or log can change it)
+            if not active.any():
+                break
+            if len(work) >= COMPACT_MIN_RUNS and active[work].sum() <= COMPACT_BELOW * len(work):
+                compact()
+                if zs is not None:  # this epoch's activations belong to the old working set
+                    zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
+                elif kernel is not None:
+                    kernel.forward(Ws, bs)
+            lr_active = lr_w * active[work]
+            seen = version
         if kernel is not None:
             if zs is not None:  # a logged epoch went through the reference forward
                 kernel.forward(Ws, bs)
@@ -596,7 +612,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             idx = order[:, start : start + spec.batch_size]  # (runs, B)
             scale = 1.0 / idx.shape[1] if spec.reduction == "mean" else 1.0
             if runs_first:
-                gW, gb = _minibatch_step_rf(spec, Ws, bs, X[idx], Y[idx], scale)
+                gW, gb = _minibatch_step_rf(spec, Ws, bs, np.take(X, idx, axis=0), np.take(Y, idx, axis=0), scale)  # X[idx], faster
             else:
                 Xb = X[idx].transpose(1, 2, 0)  # (B, features, runs)
                 Yb = Y[idx].transpose(1, 2, 0)

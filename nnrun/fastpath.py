@@ -17,12 +17,15 @@ through the reference path. Measured ×1.9–3.3 on the seed's network (benchmar
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, rsum
 
 LOOP_LIMIT = 16  # the engine's: longer contractions take its per-run matmul path instead
 LOOP_CELLS = 256  # the engine's: larger per-run products take its per-run matmul path too
+PRODUCT_CELLS = 256  # contractions with at most this many products per run form them in one call
 
 
 def applies(spec, X: np.ndarray, sizes: list[int]) -> bool:
@@ -40,8 +43,41 @@ def applies(spec, X: np.ndarray, sizes: list[int]) -> bool:
     )
 
 
+def _sparse_plan(C: np.ndarray) -> list[tuple]:
+    """Steps (m, first, c, rows) for out[j] = Σₘ C[j, m]·src[m]: for each m in order, the rows
+    j whose term m is nonzero with coefficient c, as slices, split into those it starts
+    (``first``) and those it adds to; (None, …, rows) zero-fills rows with no term."""
+    J, M = C.shape
+    start = [next((m for m in range(M) if C[j, m] != 0), None) for j in range(J)]
+    steps = [(None, True, 0, sl) for sl in _slices([j for j in range(J) if start[j] is None])]
+    for m in range(M):
+        for first in (True, False):
+            rows = [j for j in range(J) if C[j, m] != 0 and (start[j] == m) == first]
+            for c in dict.fromkeys(C[j, m] for j in rows):
+                steps += [(m, first, c, sl) for sl in _slices([j for j in rows if C[j, m] == c])]
+    return steps
+
+
+def _slices(js: list[int]) -> list[slice]:
+    """Increasing indices as few evenly spaced slices."""
+    out, i = [], 0
+    while i < len(js):
+        k = i + 1
+        if k < len(js):
+            step = js[k] - js[i]
+            while k < len(js) and js[k] - js[k - 1] == step:
+                k += 1
+        else:
+            step = 1
+        out.append(slice(js[i], js[k - 1] + 1, step))
+        i = k
+    return out
+
+
 class FullBatchKernel:
     """Buffers for one batch of R runs; ``epoch`` does forward, check, backward, SGD."""
+
+    sparse = True
 
     def __init__(self, spec, X: np.ndarray, Y: np.ndarray, Ws, bs) -> None:
         dt = Ws[0].dtype
@@ -66,6 +102,55 @@ class FullBatchKernel:
         self.abs = e(n, Ws[-1].shape[1], R)
         self.zero = e(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
         self.max_error = e(R)
+        # Products of a whole contraction in one call, (n, in, out, R), then summed in the
+        # loop's order: the same products and additions as the loop, in fewer NumPy calls.
+        self.P = [e(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
+        self.Pf = [None if P is None else P.reshape(W.shape[0], n, W.shape[1], R) for P, W in zip(self.P, Ws)]  # (in, n, out, R)
+        # Sparse plans for the shared input (it is the same for every run): per sample, the
+        # first layer's (input, coefficient) terms that are not exactly 0, in the summation
+        # order, and per input the (sample, coefficient) terms of its weight gradient. A skipped
+        # term 0·w adds ±0 (no change but the sign of a zero sum, which exp and the updates of
+        # nonzero weights do not see); a coefficient ±1 is an add or subtract (x·w == ±w). Both
+        # hold only while every skipped w is finite, so each epoch checks that first (one sum:
+        # it is finite only if every term is) and takes the dense loop otherwise.
+        Xs = self.Xn if bs[0] is None else self.X
+        self.rows = _sparse_plan(Xs)  # z[k] = Σᵢ Xs[k, i]·W[i]
+        self.cols = _sparse_plan(self.X.T)  # g[i] = Σₖ X[k, i]·d[k]
+
+    @staticmethod
+    def _sum(P: np.ndarray, axis: int, out: np.ndarray) -> None:
+        """out = P[0] + P[1] + … along ``axis``, left to right, as the loop adds."""
+        parts = [P[:, i] for i in range(P.shape[1])] if axis == 1 else list(P)
+        if len(parts) == 1:
+            np.copyto(out, parts[0])
+            return
+        np.add(parts[0], parts[1], out=out)
+        for p in parts[2:]:
+            np.add(out, p, out=out)
+
+    @staticmethod
+    def _sparse(plan, src: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+        """out[j] = Σₘ C[j, m]·src[m] summed in m order without the exact-zero terms, for
+        finite ``src`` (``_sparse_plan``): each out[j] sees the dense loop's nonzero terms in
+        the dense loop's order."""
+        for m, first, c, sl in plan:
+            o = out[sl]
+            if m is None:
+                o.fill(0)
+            elif first:
+                if c == 1:
+                    np.copyto(o, src[m])
+                elif c == -1:
+                    np.negative(src[m], out=o)
+                else:
+                    np.multiply(src[m], c, out=o)
+            elif c == 1:
+                np.add(o, src[m], out=o)
+            elif c == -1:
+                np.subtract(o, src[m], out=o)
+            else:
+                np.multiply(src[m], c, out=tmp[sl])
+                np.add(o, tmp[sl], out=o)
 
     def _sigmoid_of_neg(self, a: np.ndarray) -> None:
         np.exp(a, out=a)
@@ -78,7 +163,15 @@ class FullBatchKernel:
         for l, (W, b) in enumerate(zip(Ws, bs)):
             z, tmp = self.a[l + 1], self.tmp[l]
             negated = l == 0 and b is None  # fold −1 into the shared input
-            if l == 0:
+            P = self.P[l]
+            if l == 0 and self.sparse and math.isfinite(W.sum()):
+                self._sparse(self.rows, W, z, tmp)
+            elif P is not None:  # z = Σᵢ x[:, i]·W[i], summed in i order
+                P = self.Pf[l]
+                src = (self.Xn if negated else self.X).T[:, :, None, None] if l == 0 else self.a[l].transpose(1, 0, 2)[:, :, None, :]
+                np.multiply(src, W[:, None], out=P)
+                self._sum(P, 0, z)
+            elif l == 0:
                 Xs = self.Xn if negated else self.X
                 np.multiply(Xs[:, 0, None, None], W[0], out=z)
                 for i in range(1, W.shape[0]):
@@ -114,13 +207,22 @@ class FullBatchKernel:
             np.subtract(self.one, a, out=self.tmp[-1])
             np.multiply(a, self.tmp[-1], out=self.tmp[-1])
             np.multiply(self.err, self.tmp[-1], out=d)
+        elif self.scale is None:
+            d = self.err  # a − y itself (only read from here on)
         else:
             np.copyto(d, self.err)
         if self.scale is not None:
             np.multiply(d, self.scale, out=d)
         for l in range(self.L - 1, -1, -1):
             W, g, t = Ws[l], self.gW[l], self.tW[l]
-            if l == 0:
+            P = self.P[l]
+            if l == 0 and self.sparse and math.isfinite(d.sum()):
+                self._sparse(self.cols, d, g, t)
+            elif P is not None:  # g = Σₖ a[k]·d[k], summed in k order
+                src = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
+                np.multiply(src, d[:, None], out=P)
+                self._sum(P, 0, g)
+            elif l == 0:
                 X = self.X
                 np.multiply(X[0, :, None, None], d[0, None], out=g)
                 for k in range(1, self.n):
