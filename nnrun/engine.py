@@ -12,6 +12,7 @@ thousands. Never a BLAS call whose result could depend on the other runs' column
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -559,15 +560,30 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs) if full_batch and fastpath.applies(spec, X, sizes) else None
 
     open_w = None  # cached ~(diverged | converged)[work]; None: recompute
+    closed = closed_for = None  # inf where a working run is not open, 0 where it is (for open_w)
     version, seen = 0, -1  # bumped whenever `active` or `work` changes
     for epoch in range(spec.epochs + 1):
         is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
         is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
         zs = acts = last = None
-        if kernel is not None and not is_log:
-            max_error = kernel.forward(Ws, bs)  # NaN where the output z is not finite
-            if is_check:
-                record(epoch, np.isfinite(max_error), max_error < spec.threshold)
+        if kernel is not None:
+            max_error = kernel.forward(Ws, bs, keep_z=is_log)  # NaN where the output z is not finite
+            if is_log:  # the metrics from the kernel's outputs: the reference forward's very bits
+                zs, acts = [kernel.z_out], [kernel.a[-1]]
+                m = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
+                record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
+                for k in curves:
+                    curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
+                last = (zs, acts, m)
+            elif is_check:
+                # Three calls decide the common case: every run finite (a sum of values ≥ 0 is
+                # finite only then) and no open run under the threshold (inf marks closed runs).
+                if open_w is None:
+                    open_w = ~(diverged[work] | converged[work])
+                if closed_for is not open_w:
+                    closed, closed_for = np.where(open_w, 0, np.inf).astype(dtype), open_w
+                if not math.isfinite(max_error.sum()) or np.add(max_error, closed).min() < spec.threshold:
+                    record(epoch, np.isfinite(max_error), max_error < spec.threshold)
         elif full_batch or is_check or is_log:
             zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
             if is_check or is_log:
@@ -587,15 +603,13 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
                 break
             if len(work) >= COMPACT_MIN_RUNS and active[work].sum() <= COMPACT_BELOW * len(work):
                 compact()
-                if zs is not None:  # this epoch's activations belong to the old working set
-                    zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
-                elif kernel is not None:
+                if kernel is not None:  # this epoch's forward belongs to the old working set
                     kernel.forward(Ws, bs)
+                elif zs is not None:
+                    zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
             lr_active = lr_w * active[work]
             seen = version
         if kernel is not None:
-            if zs is not None:  # a logged epoch went through the reference forward
-                kernel.forward(Ws, bs)
             kernel.backward_step(Ws, bs, lr_active)
             continue
         if full_batch:

@@ -102,6 +102,7 @@ class FullBatchKernel:
         self.abs = e(n, Ws[-1].shape[1], R)
         self.zero = e(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
         self.max_error = e(R)
+        self.z_out = e(n, Ws[-1].shape[1], R)
         # Products of a whole contraction in one call, (n, in, out, R), then summed in the
         # loop's order: the same products and additions as the loop, in fewer NumPy calls.
         self.P = [e(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
@@ -113,9 +114,18 @@ class FullBatchKernel:
         # nonzero weights do not see); a coefficient ±1 is an add or subtract (x·w == ±w). Both
         # hold only while every skipped w is finite, so each epoch checks that first (one sum:
         # it is finite only if every term is) and takes the dense loop otherwise.
+        self.ones: dict[int, np.ndarray] = {}
         Xs = self.Xn if bs[0] is None else self.X
         self.rows = _sparse_plan(Xs)  # z[k] = Σᵢ Xs[k, i]·W[i]
         self.cols = _sparse_plan(self.X.T)  # g[i] = Σₖ X[k, i]·d[k]
+
+    def _finite(self, x: np.ndarray) -> bool:
+        """Is every element of the contiguous ``x`` finite? Its sum (one BLAS dot) is finite
+        only if they are; an overflowing sum of finite values only costs the dense loop."""
+        ones = self.ones.get(x.size)
+        if ones is None:
+            ones = self.ones[x.size] = np.ones(x.size, dtype=self.dt)
+        return math.isfinite(np.dot(x.reshape(-1), ones))
 
     @staticmethod
     def _sum(P: np.ndarray, axis: int, out: np.ndarray) -> None:
@@ -157,14 +167,15 @@ class FullBatchKernel:
         np.add(a, self.one, out=a)
         np.divide(self.one, a, out=a)
 
-    def forward(self, Ws, bs) -> np.ndarray:
+    def forward(self, Ws, bs, keep_z: bool = False) -> np.ndarray:
         """Fills the activations and returns max |a − y| per run: the engine's max_error, or
-        NaN where the engine's ``_finite`` would call the run diverged (z not finite)."""
+        NaN where the engine's ``_finite`` would call the run diverged (z not finite).
+        ``keep_z``: also keep the output layer's z in ``z_out`` (for the logged metrics)."""
         for l, (W, b) in enumerate(zip(Ws, bs)):
             z, tmp = self.a[l + 1], self.tmp[l]
             negated = l == 0 and b is None  # fold −1 into the shared input
             P = self.P[l]
-            if l == 0 and self.sparse and math.isfinite(W.sum()):
+            if l == 0 and self.sparse and self._finite(W):
                 self._sparse(self.rows, W, z, tmp)
             elif P is not None:  # z = Σᵢ x[:, i]·W[i], summed in i order
                 P = self.Pf[l]
@@ -187,6 +198,10 @@ class FullBatchKernel:
                 np.add(z, b, out=z)
             if l == self.L - 1:
                 np.multiply(z, 0, out=self.zero)
+                if keep_z and negated:  # z holds −z here: negation is exact
+                    np.negative(z, out=self.z_out)
+                elif keep_z:
+                    np.copyto(self.z_out, z)
             if not negated:
                 np.negative(z, out=z)
             self._sigmoid_of_neg(z)
@@ -216,7 +231,7 @@ class FullBatchKernel:
         for l in range(self.L - 1, -1, -1):
             W, g, t = Ws[l], self.gW[l], self.tW[l]
             P = self.P[l]
-            if l == 0 and self.sparse and math.isfinite(d.sum()):
+            if l == 0 and self.sparse and self._finite(d):
                 self._sparse(self.cols, d, g, t)
             elif P is not None:  # g = Σₖ a[k]·d[k], summed in k order
                 src = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]

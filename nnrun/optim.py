@@ -18,14 +18,18 @@ def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray) -> tuple[list[np.nda
     (parameters kept in runs-first storage, e.g. for minibatches), ``lr`` shaped to match;
     otherwise unchanged. The updates are element-wise, so this changes no number, only how
     NumPy walks the memory (a broadcast ``lr`` over strided views is slow)."""
-    nd = arrays[0].ndim
-    if nd < 2:
-        return list(arrays), lr
-    axes = (nd - 1,) + tuple(range(nd - 1))
+    first = arrays[0]
+    nd = first.ndim
+    if nd < 2 or first.strides[-1] <= first.strides[0]:  # not runs-first storage
+        return arrays, lr
+    axes = _RUNS_FIRST[nd]
     moved = [x.transpose(axes) for x in arrays]
     if all(m.flags.c_contiguous for m in moved):
         return moved, np.reshape(lr, np.shape(lr) + (1,) * (nd - 1))
-    return list(arrays), lr
+    return arrays, lr
+
+
+_RUNS_FIRST = {nd: (nd - 1,) + tuple(range(nd - 1)) for nd in range(2, 8)}
 
 
 class SGD:
