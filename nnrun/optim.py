@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 
-def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray, cache: dict | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """The arrays with the run axis moved first when that makes every one of them contiguous
     (parameters kept in runs-first storage, e.g. for minibatches), ``lr`` shaped to match;
     otherwise unchanged. The updates are element-wise, so this changes no number, only how
@@ -25,11 +25,25 @@ def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray) -> tuple[list[np.nda
     axes = _RUNS_FIRST[nd]
     moved = [x.transpose(axes) for x in arrays]
     if all(m.flags.c_contiguous for m in moved):
-        return moved, np.reshape(lr, np.shape(lr) + (1,) * (nd - 1))
+        if cache is None:
+            return moved, np.reshape(lr, np.shape(lr) + (1,) * (nd - 1))
+        return moved, _expanded(lr, moved[0].shape, cache)
     return arrays, lr
 
 
 _RUNS_FIRST = {nd: (nd - 1,) + tuple(range(nd - 1)) for nd in range(2, 8)}
+def _expanded(lr: np.ndarray, shape: tuple[int, ...], cache: dict) -> np.ndarray:
+    """``lr`` (runs,) as a contiguous runs-first array of ``shape``: the same values, but
+    NumPy multiplies two contiguous arrays ~2× faster than one broadcast over the other.
+    ``cache`` (the optimiser's) keeps one per shape while ``lr`` holds the same values."""
+    lr = np.asarray(lr)
+    key, raw = (shape, lr.dtype.str), lr.tobytes()
+    hit = cache.get(key)
+    if hit is not None and hit[0] == raw:
+        return hit[1]
+    full = np.ascontiguousarray(np.broadcast_to(lr.reshape(lr.shape + (1,) * (len(shape) - 1)), shape))
+    cache[key] = (raw, full)
+    return full
 
 
 class SGD:
@@ -37,11 +51,12 @@ class SGD:
 
     def __init__(self, params: Sequence[np.ndarray]) -> None:
         self.t = 0
+        self.lr_cache: dict = {}
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         for w, g in zip(params, grads):
-            (w, g), lr_ = _oriented((w, g), lr)
+            (w, g), lr_ = _oriented((w, g), lr, self.lr_cache)
             g *= lr_
             w -= g
 
@@ -56,11 +71,12 @@ class Momentum:
         self.t = 0
         self.beta = beta
         self.v = [np.zeros_like(w) for w in params]
+        self.lr_cache: dict = {}
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         for w, g, v in zip(params, grads, self.v):
-            (w, g, v), lr_ = _oriented((w, g, v), lr)
+            (w, g, v), lr_ = _oriented((w, g, v), lr, self.lr_cache)
             v *= self.beta
             v += g
             w -= lr_ * v
