@@ -426,7 +426,10 @@ def _criterion_met(spec: TrainSpec, m: dict[str, np.ndarray]) -> np.ndarray:
 
 def _shuffle_keys(rngs: list[np.random.Generator], epochs: int, n: int) -> np.ndarray:
     """(runs, epochs, n) sort keys; a run's keys depend on its own stream only."""
-    return np.stack([g.random((epochs, n)) for g in rngs])
+    keys = np.empty((len(rngs), epochs, n))
+    for g, k in zip(rngs, keys):
+        g.random(out=k)  # the same draws as g.random((epochs, n)), without np.stack's copy
+    return keys
 
 
 def _sample_order(keys: np.ndarray) -> np.ndarray:
