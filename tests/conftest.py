@@ -9,6 +9,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The smallest experiment that exercises the whole pipeline: a second or less to train.
+TINY = {
+    "name": "tiny",
+    "dataset": {"name": "xor"},
+    "model": {"hidden": [2]},
+    "training": {"epochs": 5},
+    "variants": ["ce", "mse"],
+    "learning_rates": [1.0],
+    "seeds": 2,
+    "logging": {"every": 1},
+}
+
 
 def tiny_config(**changes) -> dict:
     """The seed's network, shrunk: 2 learning rates × 4 seeds × 300 epochs."""

@@ -19,20 +19,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import TINY
 from nnrun.cli import app
 from nnrun.results import ResultsError, find_results, read_manifest, read_runs
 
-# The smallest experiment that exercises the whole pipeline: a second or less to train.
-TINY = {
-    "name": "tiny",
-    "dataset": {"name": "xor"},
-    "model": {"hidden": [2]},
-    "training": {"epochs": 5},
-    "variants": ["ce", "mse"],
-    "learning_rates": [1.0],
-    "seeds": 2,
-    "logging": {"every": 1},
-}
 DROP = object()  # a value for `tiny()` that removes the key
 
 

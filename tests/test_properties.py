@@ -22,20 +22,12 @@ from hypothesis import strategies as st
 
 from nnrun import api
 from nnrun.config import SCHEMA_PATHS, Config, ConfigError, cells, load, n_runs
+from conftest import TINY
 from nnrun.datasets import load as load_dataset
 from nnrun.engine import TrainSpec, init_params, train
 from nnrun.variants import LOSSES, VARIANTS, sigmoid, softmax
 
-BASE = {
-    "name": "prop",
-    "dataset": {"name": "xor"},
-    "model": {"hidden": [2]},
-    "training": {"epochs": 5},
-    "variants": ["ce", "mse"],
-    "learning_rates": [1.0],
-    "seeds": 2,
-    "logging": {"every": 1},
-}
+BASE = {**TINY, "name": "prop"}
 # NNRUN_PROP_EXAMPLES raises the count for a deeper local search; CI keeps it quick.
 SETTINGS = settings(max_examples=int(os.environ.get("NNRUN_PROP_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
