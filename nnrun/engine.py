@@ -331,7 +331,7 @@ def _minibatch_step_rf(spec: TrainSpec, Ws, bs, Xb, Yb, scale: float):
     for l in range(L - 1, -1, -1):
         gW[l] = _rl(_weight_grad_rf(acts[l], d))
         if bs[l] is not None:
-            gb[l] = np.ascontiguousarray(d.transpose(0, 2, 1)).sum(axis=-1).T  # rsum over samples
+            gb[l] = rsum(d, 1).T  # over samples, in rsum's fixed order; runs-last view
         if l > 0:
             d = _backprop_rf(d, Wr[l])
             if activation == "sigmoid":  # a·(1 − a), as variants.sigmoid_derivative

@@ -25,7 +25,6 @@ Run: python benchmarks/experiments/w1_epoch.py [--quick] [--check]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
