@@ -15,10 +15,9 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from nnrun import results as rs
@@ -26,6 +25,9 @@ from nnrun.config import Config, ConfigError
 from nnrun.config import load as load_config
 from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
 from nnrun.results import ResultsError
+
+if TYPE_CHECKING:  # pandas and scipy load while the workers train (see execute)
+    import pandas as pd
 
 
 class Interrupted(Exception):
@@ -45,8 +47,8 @@ class RunResult:
     path: Path
     config: Config
     summary: pd.DataFrame
-    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
-    tuned: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comparison: pd.DataFrame
+    tuned: pd.DataFrame
     manifest: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -80,6 +82,8 @@ def _cell_value(value):
 
 def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
     """A chunk's rows: identity columns, sweep axes, and (given a result) its outcomes."""
+    import pandas as pd
+
     v = p.config.variant_objects()[chunk.variant]
     lrs, seeds = chunk.lrs_seeds(p.cells[chunk.cell].config)
     frame = pd.DataFrame(
@@ -121,6 +125,8 @@ FINAL_ORDER = ["final_ce", "final_mse", "final_accuracy", "final_max_error", "fi
 def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> None:
     """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks, streamed
     chunk by chunk in run-id order: memory holds one chunk at a time, whatever the sweep."""
+    import pandas as pd
+
     with rs.atomic_open(directory / "runs.csv", "w") as fh:
         first = True
         for chunk in p.chunks:
@@ -138,6 +144,8 @@ def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True
 def cell_runs(directory: Path, p: Plan, done: set[int]):
     """(cell config, its rows) for each sweep cell: statistics never span cells, so they are
     computed one cell at a time and memory is bounded by the largest cell, not the sweep."""
+    import pandas as pd
+
     for cell in p.cells:
         chunks = [c for c in p.chunks if c.cell == cell.index and c.id in done]
         if chunks:
@@ -182,6 +190,8 @@ def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
 def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """summary.csv, comparison.csv and tuned.csv (each variant at its best learning rate),
     from ``cells``: (config, runs) pairs whose groups do not span pairs."""
+    import pandas as pd
+
     from nnrun import stats
 
     axes = axis_columns(config)
@@ -331,8 +341,8 @@ def execute(
 
 
 def _import_stats() -> None:
-    """scipy.stats takes ~0.5 s to import: do it while the workers train the first chunks."""
-    import nnrun.stats  # noqa: F401
+    """pandas and scipy.stats take ~0.6 s to import: load them while the workers train."""
+    import nnrun.stats  # noqa: F401  (imports pandas too)
 
 
 def _resume_command(command: list[str], out: Path) -> list[str]:

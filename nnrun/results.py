@@ -18,10 +18,12 @@ import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: the workers start before it loads
+    import pandas as pd
 
 RESULT_COLUMNS = [
     "converged",
@@ -203,6 +205,8 @@ def read_runs(directory: Path) -> pd.DataFrame:
     rates are finite and > 0, flags are True/False, and run ids are unique. Final metrics may
     be empty (a diverged run has none).
     """
+    import pandas as pd
+
     path = Path(directory) / "runs.csv"
     try:
         text = path.read_text(encoding="utf-8")
