@@ -12,7 +12,6 @@ thousands. Never a BLAS call whose result could depend on the other runs' column
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -490,7 +489,9 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     opt = OPTIMIZERS[spec.optimizer](params, **dict(spec.optimizer_args))
     init_weights = _snapshot(Ws, bs, ".init") if spec.keep_weights else {}
 
-    log_epochs = np.unique(np.r_[np.arange(0, spec.epochs + 1, spec.log_every), spec.epochs])
+    log_epochs = np.arange(0, spec.epochs + 1, spec.log_every)  # and the last epoch (np.unique would import numpy.ma)
+    if log_epochs[-1] != spec.epochs:
+        log_epochs = np.append(log_epochs, spec.epochs)
     curves = {k: np.full((R, len(log_epochs)), np.nan) for k in ("ce", "mse", "accuracy")}
     converged = np.zeros(R, bool)
     diverged = np.zeros(R, bool)
@@ -559,18 +560,22 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             keys = keys[keep]
         if kernel is not None:
             kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs)
+            Ws, bs = kernel.Ws, kernel.bs
 
     kernel = fastpath.FullBatchKernel(spec, X, Y, Ws, bs) if full_batch and fastpath.applies(spec, X, sizes) else None
+    if kernel is not None:  # it trains its own copy of the weights (write_back returns them)
+        Ws, bs = kernel.Ws, kernel.bs
 
     open_w = None  # cached ~(diverged | converged)[work]; None: recompute
     closed = closed_for = None  # inf where a working run is not open, 0 where it is (for open_w)
     version, seen = 0, -1  # bumped whenever `active` or `work` changes
+    log_list, check_every = log_epochs.tolist(), spec.check_every  # plain ints: cheaper per epoch
     for epoch in range(spec.epochs + 1):
-        is_check = epoch % spec.check_every == 0 or epoch == spec.epochs
-        is_log = log_i < len(log_epochs) and epoch == log_epochs[log_i]
+        is_check = epoch % check_every == 0 or epoch == spec.epochs
+        is_log = log_i < len(log_list) and epoch == log_list[log_i]
         zs = acts = last = None
         if kernel is not None:
-            max_error = kernel.forward(Ws, bs, keep_z=is_log)  # NaN where the output z is not finite
+            max_error = kernel.forward(keep_z=is_log)  # NaN where the output z is not finite
             if is_log:  # the metrics from the kernel's outputs: the reference forward's very bits
                 zs, acts = [kernel.z_out], [kernel.a[-1]]
                 m = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
@@ -579,13 +584,14 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
                     curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
                 last = (zs, acts, m)
             elif is_check:
-                # Three calls decide the common case: every run finite (a sum of values ≥ 0 is
-                # finite only then) and no open run under the threshold (inf marks closed runs).
+                # Two calls decide the common case: no open run under the threshold (inf marks
+                # closed runs) and every run finite. max_error is |a − y| + 0·z with a in [0, 1]
+                # and finite targets, so NaN is its only non-finite value, and min keeps a NaN.
                 if open_w is None:
                     open_w = ~(diverged[work] | converged[work])
                 if closed_for is not open_w:
                     closed, closed_for = np.where(open_w, 0, np.inf).astype(dtype), open_w
-                if not math.isfinite(max_error.sum()) or np.add(max_error, closed).min() < spec.threshold:
+                if not (max_error + closed).min() >= spec.threshold:
                     record(epoch, np.isfinite(max_error), max_error < spec.threshold)
         elif full_batch or is_check or is_log:
             zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
@@ -607,13 +613,13 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             if len(work) >= COMPACT_MIN_RUNS and active[work].sum() <= COMPACT_BELOW * len(work):
                 compact()
                 if kernel is not None:  # this epoch's forward belongs to the old working set
-                    kernel.forward(Ws, bs)
+                    kernel.forward()
                 elif zs is not None:
                     zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
             lr_active = lr_w * active[work]
             seen = version
         if kernel is not None:
-            kernel.backward_step(Ws, bs, lr_active)
+            kernel.backward_step(lr_active)
             continue
         if full_batch:
             scale = 1.0 / n if spec.reduction == "mean" else 1.0

@@ -13,13 +13,19 @@ and ``optim.SGD`` in the same order, so every number is bit-identical to the ref
   subtract (``_sparse_plan``), while the skipped weights and deltas are finite (checked each
   epoch; otherwise the dense loop, so diverged runs keep the reference's NaN/inf weights).
   Skipping a ±0 term can change only the sign of an exact-zero sum, which exp and the
-  update of a nonzero weight do not see.
+  update of a nonzero weight do not see;
+* the calls, with their views, are written down once as tapes of ``(ufunc, args)`` and
+  replayed each epoch (the buffers and weights never move), so Python adds little to
+  NumPy's own ~0.45 µs a call;
+* all parameters (and gradients) share one array, so SGD is one multiply and one subtract,
+  the multiply by a scalar when every run has the same rate and none at rate 1 (g·1 = g).
 
 It applies to full-batch SGD with sigmoid hidden and output layers, the ce/mse deltas
 (exact or forced), the max_error criterion, and every width and the sample count at most
 ``LOOP_LIMIT`` (so the reference uses its element-wise loops too). Logged epochs take their
 metrics from the kernel's outputs (``keep_z``). Measured ×1.9–3.3 on the seed's network,
-then ×1.1–1.2 more from the sparse input and fewer calls (benchmarks/).
+then ×1.1–1.2 more from the sparse input and fewer calls, then ×1.3 (float64) to ×1.4
+(float32) from the tapes and the shared parameter array (benchmarks/).
 """
 
 from __future__ import annotations
@@ -81,8 +87,24 @@ def _slices(js: list[int]) -> list[slice]:
     return out
 
 
+def _run(tape: list[tuple]) -> None:
+    for f, args in tape:
+        f(*args)
+
+
+def _assign_rsum(out: np.ndarray, d: np.ndarray) -> None:
+    out[...] = rsum(d, 0)  # the engine's order-fixed sum
+
+
 class FullBatchKernel:
-    """Buffers for one batch of R runs; ``epoch`` does forward, check, backward, SGD."""
+    """Buffers for one batch of R runs and the weights ``Ws``/``bs`` it trains in place;
+    ``forward`` then ``backward_step`` is one epoch: forward, check, backward, SGD.
+
+    Every buffer and weight array stays the same object for the kernel's life, so each
+    epoch's calls, with their views, are written down once (``_tapes``) as lists of
+    ``(ufunc, args)``: an epoch replays them with no slicing or branching in Python. Where
+    the reference would take another path (a shared-input weight or delta not finite), an
+    alternative tape for that stretch is kept beside the sparse one."""
 
     sparse = True
 
@@ -90,6 +112,23 @@ class FullBatchKernel:
         dt = Ws[0].dtype
         n, R = len(X), Ws[0].shape[-1]
         self.dt, self.n, self.R = dt, n, R
+        # The parameters, and their gradients, live in one (rows, R) array each, so the SGD
+        # update is two calls whatever the depth; ``Ws``/``bs`` are views into it, which the
+        # engine trains from here on (elementwise, so no number changes).
+        shapes = [W.shape for W in Ws] + [b.shape for b in bs if b is not None]
+        rows = [math.prod(shape[:-1]) for shape in shapes]
+        self.theta, self.grad = np.empty((sum(rows), R), dtype=dt), np.empty((sum(rows), R), dtype=dt)
+        offsets = np.cumsum([0] + rows).tolist()
+        views = [(self.theta[o : o + k].reshape(shape), self.grad[o : o + k].reshape(shape)) for o, k, shape in zip(offsets, rows, shapes)]
+        given = list(Ws) + [b for b in bs if b is not None]
+        for (view, _), source in zip(views, given):
+            np.copyto(view, source)
+        params = iter(views)
+        self.Ws, self.gW = map(list, zip(*[next(params) for _ in Ws]))
+        self.bs, self.gb = [None] * len(bs), [None] * len(bs)
+        for l, b in enumerate(bs):
+            if b is not None:
+                self.bs[l], self.gb[l] = next(params)
         self.Xn = (-X).astype(dt)  # negated shared input: exp(Σ(−x)w) == exp(−Σxw)
         self.X = X.astype(dt)
         self.Y = Y.astype(dt)[..., None]  # (n, k, 1)
@@ -102,9 +141,7 @@ class FullBatchKernel:
         self.s = [None] + [e(n, W.shape[1], R) for W in Ws[:-1]]  # a(1 − a) of hidden layers
         self.tmp = [e(n, W.shape[1], R) for W in Ws]
         self.delta = [e(n, W.shape[1], R) for W in Ws]
-        self.gW = [np.empty_like(W) for W in Ws]
         self.tW = [np.empty_like(W) for W in Ws]
-        self.gb = [None if b is None else np.empty_like(b) for b in bs]
         self.err = e(n, Ws[-1].shape[1], R)
         self.abs = e(n, Ws[-1].shape[1], R)
         self.zero = e(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
@@ -125,152 +162,175 @@ class FullBatchKernel:
         Xs = self.Xn if bs[0] is None else self.X
         self.rows = _sparse_plan(Xs)  # z[k] = Σᵢ Xs[k, i]·W[i]
         self.cols = _sparse_plan(self.X.T)  # g[i] = Σₖ X[k, i]·d[k]
+        self._tapes()
+        self.lr = None
+        self.sgd: list[tuple] = []
 
-    def _finite(self, x: np.ndarray) -> bool:
-        """Is every element of the contiguous ``x`` finite? Its sum (one BLAS dot) is finite
-        only if they are; an overflowing sum of finite values only costs the dense loop."""
-        ones = self.ones.get(x.size)
-        if ones is None:
-            ones = self.ones[x.size] = np.ones(x.size, dtype=self.dt)
-        return math.isfinite(np.dot(x.reshape(-1), ones))
+    def _finite_check(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flat view of the contiguous ``x``, ones) for ``_finite``."""
+        flat = x.reshape(-1)
+        assert np.shares_memory(flat, x), "a kernel buffer must be contiguous"
+        return flat, np.ones(flat.size, dtype=self.dt)
 
     @staticmethod
-    def _sum(P: np.ndarray, axis: int, out: np.ndarray) -> None:
-        """out = P[0] + P[1] + … along ``axis``, left to right, as the loop adds."""
-        parts = [P[:, i] for i in range(P.shape[1])] if axis == 1 else list(P)
-        if len(parts) == 1:
-            np.copyto(out, parts[0])
+    def _finite(check: tuple[np.ndarray, np.ndarray]) -> bool:
+        """Is every element of the array behind ``check`` finite? Its sum (one BLAS dot with
+        ones) is finite only if they are; an overflowing sum of finite values only costs the
+        dense loop."""
+        return math.isfinite(np.dot(*check))
+
+    # ------------------------------------------------------------------------- the tapes
+
+    def _tapes(self) -> None:
+        """Write down the epoch's calls in the reference's order:
+
+        forward  = f0 (layer 0's contraction: ``f0_sparse`` or ``f0_dense``), ``f1`` (up to
+                   the output layer's z), ``keep_z`` on logged epochs, ``f2`` (the rest);
+        backward = ``b1`` (output delta, layers L−1 … 1), b0 (``b0_sparse`` or ``b0_dense``:
+                   layer 0's weight gradient), ``b2`` (layer 0's bias gradient), SGD.
+        """
+        Ws, bs, L = self.Ws, self.bs, self.L
+        self.f0_sparse, self.f0_dense, self.f1, self.keep_z, self.f2 = [], [], [], [], []
+        self.w0 = self._finite_check(Ws[0])
+        t = self.f1
+        for l, (W, b) in enumerate(zip(Ws, bs)):
+            z, tmp = self.a[l + 1], self.tmp[l]
+            negated = l == 0 and b is None  # fold −1 into the shared input
+            if l == 0:
+                self._sparse_steps(self.f0_sparse, self.rows, W, z, tmp)
+                self._forward_dense(self.f0_dense, l, W, z, tmp, negated)
+            else:
+                self._forward_dense(t, l, W, z, tmp, negated)
+            if b is not None:
+                t.append((np.add, (z, b, z)))
+            if l == L - 1:
+                t.append((np.multiply, (z, self.dt.type(0), self.zero)))
+                # z holds −z when negated: negation is exact
+                self.keep_z.append((np.negative, (z, self.z_out)) if negated else (np.copyto, (self.z_out, z)))
+                t = self.f2
+            if not negated:
+                t.append((np.negative, (z, z)))
+            t += [(np.exp, (z, z)), (np.add, (z, self.one, z)), (np.divide, (self.one, z, z))]
+            if l < L - 1:
+                t += [(np.subtract, (self.one, z, self.s[l + 1])), (np.multiply, (z, self.s[l + 1], self.s[l + 1]))]
+        t += [
+            (np.subtract, (self.a[-1], self.Y, self.err)),
+            (np.absolute, (self.err, self.abs)),
+            (np.add, (self.abs, self.zero, self.abs)),  # |a − y| + 0·z: unchanged, or NaN if z is not finite
+            (np.maximum.reduce, (self.abs, (0, 1), None, self.max_error)),
+        ]
+
+        self.b1, self.b0_sparse, self.b0_dense, self.b2 = [], [], [], []
+        t = self.b1
+        d = self.delta[-1]
+        if self.mse:  # (a − y) · (a · (1 − a))
+            a, tm = self.a[-1], self.tmp[-1]
+            t += [(np.subtract, (self.one, a, tm)), (np.multiply, (a, tm, tm)), (np.multiply, (self.err, tm, d))]
+        elif self.scale is None:
+            d = self.err  # a − y itself (only read from here on)
+        else:
+            t.append((np.copyto, (d, self.err)))
+        if self.scale is not None:
+            t.append((np.multiply, (d, self.scale, d)))
+        for l in range(L - 1, -1, -1):
+            W, g, tw = Ws[l], self.gW[l], self.tW[l]
+            if l == 0:
+                self.d0 = self._finite_check(d)
+                self._sparse_steps(self.b0_sparse, self.cols, d, g, tw)
+                self._grad_dense(self.b0_dense, l, d, g, tw)
+                t = self.b2
+            else:
+                self._grad_dense(t, l, d, g, tw)
+            if bs[l] is not None:
+                t.append((_assign_rsum, (self.gb[l], d)))
+            if l > 0:
+                nd, tmp = self.delta[l - 1], self.tmp[l - 1]
+                t.append((np.multiply, (d[:, None, 0, :], W[None, :, 0, :], nd)))
+                for o in range(1, W.shape[1]):
+                    t += [(np.multiply, (d[:, None, o, :], W[None, :, o, :], tmp)), (np.add, (nd, tmp, nd))]
+                t.append((np.multiply, (nd, self.s[l], nd)))
+                d = nd
+
+    def _forward_dense(self, t: list, l: int, W, z, tmp, negated: bool) -> None:
+        """z = Σᵢ x[:, i]·W[i], summed in i order."""
+        if self.P[l] is not None:
+            P = self.Pf[l]
+            src = (self.Xn if negated else self.X).T[:, :, None, None] if l == 0 else self.a[l].transpose(1, 0, 2)[:, :, None, :]
+            t.append((np.multiply, (src, W[:, None], P)))
+            self._sum_steps(t, P, z)
             return
-        np.add(parts[0], parts[1], out=out)
-        for p in parts[2:]:
-            np.add(out, p, out=out)
+        x = (self.Xn if negated else self.X)[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
+        t.append((np.multiply, (x[:, 0], W[0], z)))
+        for i in range(1, W.shape[0]):
+            t += [(np.multiply, (x[:, i], W[i], tmp)), (np.add, (z, tmp, z))]
+
+    def _grad_dense(self, t: list, l: int, d, g, tw) -> None:
+        """g = Σₖ a[k]·d[k], summed in k order."""
+        src = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
+        if self.P[l] is not None:
+            t.append((np.multiply, (src, d[:, None], self.P[l])))
+            self._sum_steps(t, self.P[l], g)
+            return
+        t.append((np.multiply, (src[0], d[0, None], g)))
+        for k in range(1, self.n):
+            t += [(np.multiply, (src[k], d[k, None], tw)), (np.add, (g, tw, g))]
 
     @staticmethod
-    def _sparse(plan, src: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    def _sum_steps(t: list, P: np.ndarray, out: np.ndarray) -> None:
+        """out = P[0] + P[1] + … left to right, as the loop adds."""
+        parts = list(P)
+        if len(parts) == 1:
+            t.append((np.copyto, (out, parts[0])))
+            return
+        t.append((np.add, (parts[0], parts[1], out)))
+        t += [(np.add, (out, p, out)) for p in parts[2:]]
+
+    @staticmethod
+    def _sparse_steps(t: list, plan, src: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
         """out[j] = Σₘ C[j, m]·src[m] summed in m order without the exact-zero terms, for
         finite ``src`` (``_sparse_plan``): each out[j] sees the dense loop's nonzero terms in
         the dense loop's order."""
         for m, first, c, sl in plan:
             o = out[sl]
             if m is None:
-                o.fill(0)
+                t.append((o.fill, (0,)))
             elif first:
                 if c == 1:
-                    np.copyto(o, src[m])
+                    t.append((np.copyto, (o, src[m])))
                 elif c == -1:
-                    np.negative(src[m], out=o)
+                    t.append((np.negative, (src[m], o)))
                 else:
-                    np.multiply(src[m], c, out=o)
+                    t.append((np.multiply, (src[m], c, o)))
             elif c == 1:
-                np.add(o, src[m], out=o)
+                t.append((np.add, (o, src[m], o)))
             elif c == -1:
-                np.subtract(o, src[m], out=o)
+                t.append((np.subtract, (o, src[m], o)))
             else:
-                np.multiply(src[m], c, out=tmp[sl])
-                np.add(o, tmp[sl], out=o)
+                t += [(np.multiply, (src[m], c, tmp[sl])), (np.add, (o, tmp[sl], o))]
 
-    def _sigmoid_of_neg(self, a: np.ndarray) -> None:
-        np.exp(a, out=a)
-        np.add(a, self.one, out=a)
-        np.divide(self.one, a, out=a)
+    # ------------------------------------------------------------------------- an epoch
 
-    def forward(self, Ws, bs, keep_z: bool = False) -> np.ndarray:
+    def forward(self, keep_z: bool = False) -> np.ndarray:
         """Fills the activations and returns max |a − y| per run: the engine's max_error, or
         NaN where the engine's ``_finite`` would call the run diverged (z not finite).
         ``keep_z``: also keep the output layer's z in ``z_out`` (for the logged metrics)."""
-        for l, (W, b) in enumerate(zip(Ws, bs)):
-            z, tmp = self.a[l + 1], self.tmp[l]
-            negated = l == 0 and b is None  # fold −1 into the shared input
-            P = self.P[l]
-            if l == 0 and self.sparse and self._finite(W):
-                self._sparse(self.rows, W, z, tmp)
-            elif P is not None:  # z = Σᵢ x[:, i]·W[i], summed in i order
-                P = self.Pf[l]
-                src = (self.Xn if negated else self.X).T[:, :, None, None] if l == 0 else self.a[l].transpose(1, 0, 2)[:, :, None, :]
-                np.multiply(src, W[:, None], out=P)
-                self._sum(P, 0, z)
-            elif l == 0:
-                Xs = self.Xn if negated else self.X
-                np.multiply(Xs[:, 0, None, None], W[0], out=z)
-                for i in range(1, W.shape[0]):
-                    np.multiply(Xs[:, i, None, None], W[i], out=tmp)
-                    np.add(z, tmp, out=z)
-            else:
-                a = self.a[l]
-                np.multiply(a[:, 0, None, :], W[0], out=z)
-                for i in range(1, W.shape[0]):
-                    np.multiply(a[:, i, None, :], W[i], out=tmp)
-                    np.add(z, tmp, out=z)
-            if b is not None:
-                np.add(z, b, out=z)
-            if l == self.L - 1:
-                np.multiply(z, 0, out=self.zero)
-                if keep_z and negated:  # z holds −z here: negation is exact
-                    np.negative(z, out=self.z_out)
-                elif keep_z:
-                    np.copyto(self.z_out, z)
-            if not negated:
-                np.negative(z, out=z)
-            self._sigmoid_of_neg(z)
-            if l < self.L - 1:
-                np.subtract(self.one, z, out=self.s[l + 1])
-                np.multiply(z, self.s[l + 1], out=self.s[l + 1])
-        np.subtract(self.a[-1], self.Y, out=self.err)
-        np.abs(self.err, out=self.abs)
-        np.add(self.abs, self.zero, out=self.abs)  # |a − y| + 0·z: unchanged, or NaN if z is not finite
-        np.max(self.abs, axis=(0, 1), out=self.max_error)
+        _run(self.f0_sparse if self.sparse and self._finite(self.w0) else self.f0_dense)
+        _run(self.f1)
+        if keep_z:
+            _run(self.keep_z)
+        _run(self.f2)
         return self.max_error
 
-    def backward_step(self, Ws, bs, lr: np.ndarray) -> None:
-        """Gradients of the last forward pass and the SGD update, as engine.backward + SGD."""
-        d = self.delta[-1]
-        if self.mse:  # (a − y) · (a · (1 − a))
-            a = self.a[-1]
-            np.subtract(self.one, a, out=self.tmp[-1])
-            np.multiply(a, self.tmp[-1], out=self.tmp[-1])
-            np.multiply(self.err, self.tmp[-1], out=d)
-        elif self.scale is None:
-            d = self.err  # a − y itself (only read from here on)
-        else:
-            np.copyto(d, self.err)
-        if self.scale is not None:
-            np.multiply(d, self.scale, out=d)
-        for l in range(self.L - 1, -1, -1):
-            W, g, t = Ws[l], self.gW[l], self.tW[l]
-            P = self.P[l]
-            if l == 0 and self.sparse and self._finite(d):
-                self._sparse(self.cols, d, g, t)
-            elif P is not None:  # g = Σₖ a[k]·d[k], summed in k order
-                src = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
-                np.multiply(src, d[:, None], out=P)
-                self._sum(P, 0, g)
-            elif l == 0:
-                X = self.X
-                np.multiply(X[0, :, None, None], d[0, None], out=g)
-                for k in range(1, self.n):
-                    np.multiply(X[k, :, None, None], d[k, None], out=t)
-                    np.add(g, t, out=g)
-            else:
-                a = self.a[l]
-                np.multiply(a[0, :, None, :], d[0, None], out=g)
-                for k in range(1, self.n):
-                    np.multiply(a[k, :, None, :], d[k, None], out=t)
-                    np.add(g, t, out=g)
-            if bs[l] is not None:
-                self.gb[l][...] = rsum(d, 0)  # the engine's order-fixed sum
-            if l > 0:
-                nd, tmp = self.delta[l - 1], self.tmp[l - 1]
-                np.multiply(d[:, None, 0, :], W[None, :, 0, :], out=nd)
-                for o in range(1, W.shape[1]):
-                    np.multiply(d[:, None, o, :], W[None, :, o, :], out=tmp)
-                    np.add(nd, tmp, out=nd)
-                np.multiply(nd, self.s[l], out=nd)
-                d = nd
-        # SGD in the engine's parameter order (Ws, then bs): g *= lr; w -= g
-        for W, g in zip(Ws, self.gW):
-            np.multiply(g, lr, out=g)
-            np.subtract(W, g, out=W)
-        for b, g in zip(bs, self.gb):
-            if b is not None:
-                np.multiply(g, lr, out=g)
-                np.subtract(b, g, out=b)
+    def backward_step(self, lr: np.ndarray) -> None:
+        """Gradients of the last forward pass and the SGD update (``lr`` per run), as
+        engine.backward + SGD."""
+        _run(self.b1)
+        _run(self.b0_sparse if self.sparse and self._finite(self.d0) else self.b0_dense)
+        _run(self.b2)
+        if lr is not self.lr:  # SGD: g *= lr; w -= g, every parameter at once
+            self.lr = lr
+            lo, hi = lr.min(), lr.max()
+            scale = lr if not lo == hi else None if lo == 1 else lo  # g·1 is g, and one rate is a scalar
+            self.sgd = [] if scale is None else [(np.multiply, (self.grad, scale, self.grad))]
+            self.sgd.append((np.subtract, (self.theta, self.grad, self.theta)))
+        _run(self.sgd)

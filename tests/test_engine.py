@@ -298,6 +298,30 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, var
         assert np.array_equal(f.final[k], r.final[k], equal_nan=True), k
 
 
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("rate", [1.0, 0.7])
+@pytest.mark.parametrize("stop_converged", [False, True])
+def test_fused_fast_path_with_one_learning_rate_is_bit_identical(monkeypatch, dtype, rate, stop_converged):
+    """One learning rate for every run makes the kernel's SGD multiply by a scalar (or skip
+    the multiply at 1); runs that stop later make the rates differ again. Same bits as the
+    reference path either way."""
+    from nnrun import fastpath
+
+    spec = TrainSpec(VARIANTS["mse"], epochs=700, dtype=dtype, log_every=50, keep_weights=True, stop_converged=stop_converged)
+    seeds = np.arange(40)
+    runs = {}
+    for fast in (True, False):
+        monkeypatch.setattr(fastpath, "applies", (lambda *a: True) if fast else (lambda *a: False))
+        runs[fast] = _train_rows(spec, seeds, np.full(40, rate), [3, 4, 1], X, Y, scheme="legacy")
+    f, r = runs[True], runs[False]
+    assert r.converged.any() and (stop_converged or not r.converged.all() or rate == 1.0)
+    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
+        assert np.array_equal(getattr(f, name), getattr(r, name)), name
+    for group in ("final", "curves", "weights"):
+        for k, v in getattr(r, group).items():
+            assert np.array_equal(getattr(f, group)[k], v, equal_nan=True), (group, k)
+
 @pytest.mark.parametrize(
     "variant, spec_kwargs",
     [
