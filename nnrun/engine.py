@@ -182,7 +182,9 @@ def _weight_grad(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
     d = _runs_first(delta, (2, 0, 1))
     if shared:
         return np.matmul(np.ascontiguousarray(a.T), d).transpose(1, 2, 0)
-    return np.matmul(_runs_first(a, (2, 1, 0)), d).transpose(1, 2, 0)
+    # aᵀ as a transposed view of a contiguous runs-first a: BLAS reads it transposed, with
+    # no copy; _weight_grad_rf passes the very same layout, so the two agree bit for bit.
+    return np.matmul(_runs_first(a, (2, 0, 1)).transpose(0, 2, 1), d).transpose(1, 2, 0)
 
 
 def _runs_first(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -257,7 +259,7 @@ def _weight_grad_rf(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
             np.multiply(a[:, k, :, None], delta[:, k, None, :], out=tmp)
             g += tmp
         return g
-    return np.matmul(np.ascontiguousarray(a.transpose(0, 2, 1)), delta)
+    return np.matmul(np.ascontiguousarray(a).transpose(0, 2, 1), delta)  # as _weight_grad
 
 
 def _rl(x: np.ndarray) -> np.ndarray:

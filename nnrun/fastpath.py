@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from nnrun.optim import one_rate
 from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, rsum
 
 LOOP_LIMIT = 16  # the engine's: longer contractions take its per-run matmul path instead
@@ -329,8 +330,8 @@ class FullBatchKernel:
         _run(self.b2)
         if lr is not self.lr:  # SGD: g *= lr; w -= g, every parameter at once
             self.lr = lr
-            lo, hi = lr.min(), lr.max()
-            scale = lr if not lo == hi else None if lo == 1 else lo  # g·1 is g, and one rate is a scalar
+            rate = one_rate(lr, {})
+            scale = lr if rate is None else None if rate == 1 else rate  # g·1 is g, and one rate is a scalar
             self.sgd = [] if scale is None else [(np.multiply, (self.grad, scale, self.grad))]
             self.sgd.append((np.subtract, (self.theta, self.grad, self.theta)))
         _run(self.sgd)

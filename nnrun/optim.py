@@ -46,18 +46,33 @@ def _expanded(lr: np.ndarray, shape: tuple[int, ...], cache: dict) -> np.ndarray
     return full
 
 
+def one_rate(lr: np.ndarray, cache: dict):
+    """The rate as a scalar when every run has the same one (multiplying by it gives the same
+    bits as by the broadcast array, in fewer cycles), else None; remembered for ``lr``'s
+    identity, as the engine passes one array until a run stops."""
+    if cache.get("lr") is not lr:
+        lo, hi = np.min(lr), np.max(lr)
+        cache["lr"], cache["rate"] = lr, (lo if lo == hi else None)
+    return cache["rate"]
+
+
 class SGD:
     """w ← w − lr·g (torch.optim.SGD)."""
 
     def __init__(self, params: Sequence[np.ndarray]) -> None:
         self.t = 0
         self.lr_cache: dict = {}
+        self.rate_cache: dict = {}
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
+        rate = one_rate(lr, self.rate_cache)
         for w, g in zip(params, grads):
-            (w, g), lr_ = _oriented((w, g), lr, self.lr_cache)
-            g *= lr_
+            if rate is None:
+                (w, g), lr_ = _oriented((w, g), lr, self.lr_cache)
+                g *= lr_
+            elif rate != 1:  # g·1 is g
+                g *= rate
             w -= g
 
     def compact(self, keep: np.ndarray) -> None:
@@ -72,11 +87,13 @@ class Momentum:
         self.beta = beta
         self.v = [np.zeros_like(w) for w in params]
         self.lr_cache: dict = {}
+        self.rate_cache: dict = {}
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
+        rate = one_rate(lr, self.rate_cache)
         for w, g, v in zip(params, grads, self.v):
-            (w, g, v), lr_ = _oriented((w, g, v), lr, self.lr_cache)
+            (w, g, v), lr_ = _oriented((w, g, v), lr, self.lr_cache) if rate is None else ((w, g, v), rate)
             v *= self.beta
             v += g
             w -= lr_ * v

@@ -64,6 +64,30 @@ def test_sgd_step_hand_worked():
     np.testing.assert_allclose(w, [[1.0 - 0.05, 2.0 + 2.0]])
 
 
+
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_learning_rate_for_all_runs_updates_as_the_broadcast_formula(rate, dtype):
+    """A rate shared by every run is applied as a scalar (or not at all at 1): the weights
+    must still be w − lr·g, and w − lr·v for momentum, bit for bit, NaN included."""
+    rng = np.random.default_rng(3)
+    w0 = [rng.normal(size=(3, 4, 5)).astype(dtype), rng.normal(size=(4, 5)).astype(dtype)]
+    gs = [[rng.normal(size=w.shape).astype(dtype) for w in w0] for _ in range(3)]
+    gs[1][0][0, 0, 2] = np.nan
+    lr = np.full(5, rate, dtype=dtype)
+    w_sgd, w_mom = [w.copy() for w in w0], [w.copy() for w in w0]
+    sgd, mom = SGD(w_sgd), Momentum(w_mom, beta=0.9)
+    want_sgd, want_mom, v = [w.copy() for w in w0], [w.copy() for w in w0], [np.zeros_like(w) for w in w0]
+    for g in gs:
+        sgd.step(w_sgd, [x.copy() for x in g], lr)
+        mom.step(w_mom, [x.copy() for x in g], lr)
+        for l in range(2):
+            want_sgd[l] = want_sgd[l] - g[l] * lr
+            v[l] = v[l] * dtype(0.9) + g[l]
+            want_mom[l] = want_mom[l] - lr * v[l]
+    for got, want in zip(w_sgd + w_mom, want_sgd + want_mom):
+        assert got.dtype == dtype and np.array_equal(got, want, equal_nan=True)
+
 def test_momentum_steps_hand_worked():
     # v1 = g1 = 1; w1 = 0 − 0.1·1 = −0.1; v2 = 0.9·1 + 2 = 2.9; w2 = −0.1 − 0.29 = −0.39
     w = np.array([0.0])
