@@ -38,6 +38,17 @@ def test_legacy_init_draws_exactly_like_the_seed():
     assert bs == [None, None]
 
 
+def test_legacy_init_with_biases_and_scale_draws_every_w_then_every_b():
+    sizes, seeds = [3, 5, 2, 1], np.array([4, 0, 4, 9])  # a repeated seed gets the same weights
+    Ws, bs = init_params("legacy", sizes, seeds, bias=True, scale=0.5)
+    for r, seed in enumerate(seeds):
+        rs = np.random.RandomState(seed)
+        for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+            assert np.array_equal(Ws[l][..., r], (2 * rs.random_sample((i, o)) - 1) * 0.5)
+        for l, o in enumerate(sizes[1:]):
+            assert np.array_equal(bs[l][:, r], (2 * rs.random_sample(o) - 1) * 0.5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["mse", "ce"])
 def test_seed_replication_60000_epochs(variant):
@@ -158,6 +169,32 @@ def test_grouping_invariance(spec_kwargs):
         for k in together.weights:
             assert np.array_equal(alone.weights[k][0], together.weights[k][r]), k
 
+
+@pytest.mark.parametrize("spec_kwargs", [{}, {"batch_size": 3, "optimizer": "momentum", "optimizer_args": (("beta", 0.9),)}])
+def test_more_runs_than_a_block_train_in_blocks_with_the_same_numbers(monkeypatch, spec_kwargs):
+    """Past RUN_BLOCK runs, train() splits the batch; every result and final weight must be
+    what one batch gives, divergence and test metrics included."""
+    import nnrun.engine as engine
+
+    spec = TrainSpec(VARIANTS["ce"], epochs=400, keep_weights=True, log_every=30, **spec_kwargs)
+    seeds = np.arange(23) % 17
+    lrs = np.tile([0.5, 2.0, 1e30], 8)[:23]
+    out = {}
+    for label, block in (("blocks", 5), ("one batch", 10**6)):
+        monkeypatch.setattr(engine, "RUN_BLOCK", block)
+        Ws, bs = init_params("uniform", [3, 4, 1], seeds, bias=True)
+        Ws[0][0, 0, ::7] = np.inf  # runs that diverge
+        out[label] = (train(spec, X, Y, Ws, bs, lrs, seeds, X[:3], Y[:3]), Ws, bs)
+    (a, aW, ab), (b, bW, bb) = out["blocks"], out["one batch"]
+    assert a.diverged.any() and a.converged.any()
+    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged", "log_epochs"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    for group in ("final", "curves", "weights"):
+        assert getattr(a, group).keys() == getattr(b, group).keys()
+        for k, v in getattr(b, group).items():
+            assert np.array_equal(getattr(a, group)[k], v, equal_nan=True), (group, k)
+    for x, y in zip(aW + ab, bW + bb):
+        assert np.array_equal(x, y, equal_nan=True)
 
 def test_grouping_invariance_wide_layers():
     """Contractions over more than LOOP_LIMIT terms take the per-run matmul path."""
