@@ -131,7 +131,7 @@ def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True
         first = True
         for chunk in p.chunks:
             if chunk.id in done:
-                chunk_frame(p, chunk, rs.journal_read(directory, chunk.id)).to_csv(fh, index=False, header=first, lineterminator="\n")
+                chunk_frame(p, chunk, rs.journal_read(directory, chunk.id, rs.per_run_scalars)).to_csv(fh, index=False, header=first, lineterminator="\n")
                 first = False
         if first:
             pd.DataFrame(columns=_column_order(p)).to_csv(fh, index=False, lineterminator="\n")
@@ -149,17 +149,17 @@ def cell_runs(directory: Path, p: Plan, done: set[int]):
     for cell in p.cells:
         chunks = [c for c in p.chunks if c.cell == cell.index and c.id in done]
         if chunks:
-            yield cell.config, pd.concat([chunk_frame(p, c, rs.journal_read(directory, c.id)) for c in chunks], ignore_index=True)
+            yield cell.config, pd.concat([chunk_frame(p, c, rs.journal_read(directory, c.id, rs.per_run_scalars)) for c in chunks], ignore_index=True)
 
 
 def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
     chunks = [c for c in p.chunks if c.id in done]
-    grid = np.unique(np.concatenate([rs.journal_read(directory, c.id)["log_epochs"] for c in chunks]))
+    grid = np.unique(np.concatenate([rs.journal_read(directory, c.id, lambda k: k == "log_epochs")["log_epochs"] for c in chunks]))
     n = sum(c.size for c in chunks)
 
     def rows(metric: str):
         for c in chunks:
-            j = rs.journal_read(directory, c.id)
+            j = rs.journal_read(directory, c.id, lambda k: k in ("log_epochs", f"curve_{metric}"))
             block = np.full((c.size, len(grid)), np.nan, dtype=np.float32)
             block[:, np.searchsorted(grid, j["log_epochs"])] = j[f"curve_{metric}"]
             yield block
@@ -179,8 +179,8 @@ def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
         for c in p.chunks:
             if c.id not in done:
                 continue
-            j = rs.journal_read(directory, c.id)
-            for key in sorted(k for k in j if k.startswith("weights_")):
+            j = rs.journal_read(directory, c.id, lambda k: k.startswith("weights_"))
+            for key in sorted(j):
                 name = key.removeprefix("weights_")
                 for r, run_id in enumerate(c.run_ids):
                     out.add(f"r{run_id}.{name}", j[key][r].shape, np.float64, [j[key][r]])
@@ -200,8 +200,9 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
     for cell_config, runs in cells:
         summary = stats.summarize(runs, axes)
         parts["summary"].append(summary)
-        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=cell_config.training.epochs))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=cell_config.training.epochs))
+        memo: dict = {}  # tuned reuses a pair the comparison already has
+        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=cell_config.training.epochs, memo=memo))
+        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=cell_config.training.epochs, memo=memo))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -189,9 +189,15 @@ def journal_clear(directory: Path) -> None:
     shutil.rmtree(Path(directory) / JOURNAL, ignore_errors=True)
 
 
-def journal_read(directory: Path, chunk_id: int) -> dict[str, np.ndarray]:
+def journal_read(directory: Path, chunk_id: int, keys: Callable[[str], bool] | None = None) -> dict[str, np.ndarray]:
+    """A finished chunk's arrays; with ``keys``, only the names it accepts are read."""
     with np.load(Path(directory) / JOURNAL / f"chunk-{chunk_id:06d}.npz") as npz:
-        return {k: npz[k] for k in npz.files}
+        return {k: npz[k] for k in npz.files if keys is None or keys(k)}
+
+
+def per_run_scalars(name: str) -> bool:
+    """The journal's one-value-per-run arrays (everything but curves and weights)."""
+    return not name.startswith(("curve_", "weights_", "log_epochs"))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, fields
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -202,6 +203,17 @@ def paired(v: pd.DataFrame, b: pd.DataFrame, metric: str = EPOCHS, on: list[str]
     )
 
 
+def _memo_paired(memo: dict | None, key: tuple, compute: Callable[[], Paired]) -> Paired:
+    """``compute()``, or what it gave for ``key`` before (key: axes values, variant, its
+    rate, the baseline's rate); NaN axis values are keyed alike."""
+    if memo is None:
+        return compute()
+    key = tuple("nan" if isinstance(k, float) and k != k else k for k in (*key[0], *key[1:]))
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b per pair; 0 / 0 (both met the criterion at their initial weights) is 1."""
     with np.errstate(all="ignore"):
@@ -240,20 +252,29 @@ def stat_row(p: Paired, metric: str = EPOCHS) -> dict:
 
 
 def compare(
-    runs: pd.DataFrame, axes: list[str], baseline: str, metric: str = EPOCHS, *, pair_on: list[str] | None = None, budget: float | None = None
+    runs: pd.DataFrame,
+    axes: list[str],
+    baseline: str,
+    metric: str = EPOCHS,
+    *,
+    pair_on: list[str] | None = None,
+    budget: float | None = None,
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """Per (axes, learning_rate) and variant ≠ baseline: paired statistics against it.
 
     ``pair_on``: the columns that identify the same initial weights (default: seed; add
     any sweep axes pooled into one group). ``budget``: training.epochs, so a run that did
     not converge counts as budget + 1; by default the most epochs any paired run ran.
+    ``memo``: shared with ``tuned`` on the same runs, so a pair both need (each variant's
+    best rate is the same one) is computed once.
     """
     rows = []
     keys = list(axes) + ["learning_rate"]
     for key, g in _groups(runs, keys):
         base = g[g["variant"] == baseline]
         for variant in [v for v in pd.unique(g["variant"]) if v != baseline]:
-            p = paired(g[g["variant"] == variant], base, metric, pair_on, budget)
+            p = _memo_paired(memo, (key[:-1], variant, key[-1], key[-1]), lambda: paired(g[g["variant"] == variant], base, metric, pair_on, budget))
             rows.append({"variant": variant, "baseline": baseline, **dict(zip(keys, key)), **stat_row(p, metric)})
     return pd.DataFrame(rows)
 
@@ -285,6 +306,7 @@ def tuned(
     *,
     pair_on: list[str] | None = None,
     budget: float | None = None,
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """Each variant at its own best learning rate against the baseline at its own, paired
     by seed (the same seed starts from the same weights at every learning rate)."""
@@ -300,7 +322,7 @@ def tuned(
         base = g[(g["variant"] == baseline) & (g["learning_rate"] == lr[baseline])]
         for variant in [v for v in pd.unique(g["variant"]) if v != baseline]:
             vv = g[(g["variant"] == variant) & (g["learning_rate"] == lr[variant])]
-            p = paired(vv, base, metric, pair_on, budget)
+            p = _memo_paired(memo, (key, variant, lr[variant], lr[baseline]), lambda: paired(vv, base, metric, pair_on, budget))
             rows.append(
                 {
                     "variant": variant,

@@ -237,3 +237,27 @@ def test_bootstrap_needs_enough_values():
     assert all(np.isnan(stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0])))
     lo, hi = stats.bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     assert 1.0 <= lo < 3.5 < hi <= 6.0
+
+
+def test_tuned_reuses_the_comparisons_pair_only_when_both_best_rates_match(monkeypatch):
+    """write_tables shares a memo between compare and tuned: a pair both need is computed
+    once, and the tables are exactly those computed without it, NaN axis values included."""
+    parts = []
+    for hidden, mse_fast_at in [("[2]", 1.0), ("[4]", 3.0), (np.nan, 1.0)]:
+        for lr in (1.0, 3.0):
+            mse = {s: 20 + s if lr == mse_fast_at else 40 + s for s in range(6)}
+            parts.append(make_runs({"ce": {s: 10 + s + (lr == 3.0) for s in range(6)}, "mse": mse}, lr=lr, **{"model.hidden": hidden}))
+    runs = pd.concat(parts, ignore_index=True)
+    summary = stats.summarize(runs, ["model.hidden"])
+    plain_c = stats.compare(runs, ["model.hidden"], "ce", budget=BUDGET)
+    plain_t = stats.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET)
+    calls = []
+    real = stats.paired
+    monkeypatch.setattr(stats, "paired", lambda *a, **k: calls.append(1) or real(*a, **k))
+    memo: dict = {}
+    c = stats.compare(runs, ["model.hidden"], "ce", budget=BUDGET, memo=memo)
+    t = stats.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET, memo=memo)
+    pd.testing.assert_frame_equal(c, plain_c)
+    pd.testing.assert_frame_equal(t, plain_t)
+    assert len(c) == 6 and len(t) == 3
+    assert len(calls) == 6 + 1  # ce is best at lr 1 everywhere; mse too except for hidden [4]
