@@ -1,6 +1,9 @@
 """nnrun: is the output delta a − y or (a − y)·a(1 − a)? Train many small MLPs and measure."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+# Bumped whenever a change alters any computed number, even in its last bit (2: the matmul
+# weight gradient reads a transposed view). --resume refuses to mix rows across revisions.
+ARITHMETIC = 2
 
 
 def run(config, **overrides):

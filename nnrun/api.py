@@ -39,6 +39,12 @@ class Interrupted(Exception):
         self.resume_command = resume_command
 
 
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
 @dataclass
 class RunResult:
     """What a notebook gets back from ``nnrun.run``: ``.runs`` is read from runs.csv when
@@ -47,8 +53,8 @@ class RunResult:
     path: Path
     config: Config
     summary: pd.DataFrame
-    comparison: pd.DataFrame
-    tuned: pd.DataFrame
+    comparison: pd.DataFrame = field(default_factory=_empty_frame)
+    tuned: pd.DataFrame = field(default_factory=_empty_frame)
     manifest: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -229,6 +235,16 @@ def _check_resumable(out: Path, config: Config) -> dict:
             f"{out}: cannot resume: it holds a run of a different config (sha256 {str(stored)[:12]}… there, "
             f"{config.sha256()[:12]}… now). Resume with the same config and --set options, or choose a new --out"
         )
+    import nnrun
+
+    arithmetic = manifest.get("arithmetic", 1)  # manifests before the field: revision 1
+    if manifest.get("status") != "complete" and arithmetic != nnrun.ARITHMETIC:
+        raise ResultsError(
+            f"{out}: cannot resume: it was started by nnrun {manifest.get('nnrun', '?')}, whose results differ from this "
+            f"nnrun {nnrun.__version__}'s in the last bits for some configs (arithmetic revision {arithmetic} there, "
+            f"{nnrun.ARITHMETIC} here), so its rows would not match the new ones. Finish it with nnrun "
+            f"{manifest.get('nnrun', 'of that revision')}, or start again with a new --out"
+        )
     return manifest
 
 
@@ -318,8 +334,8 @@ def execute(
 
     tables: list[pd.DataFrame] = []
 
+    chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
     try:
-        chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
         for chunk, result in chunks:
             rs.journal_write(out, chunk.id, result)
             done.add(chunk.id)
@@ -333,9 +349,12 @@ def execute(
                 last_flush = time.time()
                 flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
     except KeyboardInterrupt:
+        chunks.close()  # the workers stop now, not when the generator is collected
         save("partial")
         resume_cmd = shlex.join(_resume_command(command, out))
         raise Interrupted(out, resume_cmd) from None
+    finally:
+        chunks.close()  # the pool or cluster is shut down on any way out (the CLI ends with os._exit)
     save("complete")
     rs.journal_clear(out)  # everything it held is in the results files now
     return RunResult(out, config, *tables, manifest=manifest)

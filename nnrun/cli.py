@@ -313,8 +313,10 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (nnrun … | head): nothing left to say
+        except (BrokenPipeError, ValueError):  # a closed pipe (nnrun … | head): nothing left to say
             pass
+        except OSError:  # output lost (a full disk): fail as Python's own exit does
+            code = code or 120
     os._exit(code)
 
 

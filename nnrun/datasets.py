@@ -229,6 +229,10 @@ def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, n
         values = pd.to_numeric(y, errors="coerce")
         if values.isna().any():
             raise DataError(f"{path}: a regression target {target!r} must be numeric")
+        infinite = ~np.isfinite(values.to_numpy(dtype=float))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise DataError(f"{path}: the regression target {target!r} must hold finite numbers, but line {row + 2} holds {y.iloc[row]!r}")
         return X, values.to_numpy(dtype=float)[:, None], None, names
     classes = sorted(y.unique(), key=lambda v: (str(type(v)), v))
     if task == "auto" and len(classes) < 2:

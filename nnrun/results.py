@@ -130,6 +130,7 @@ def environment() -> dict:
         blas = "; ".join(libs) or blas
     return {
         "nnrun": nnrun.__version__,
+        "arithmetic": nnrun.ARITHMETIC,
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "blas": blas,

@@ -9,6 +9,7 @@ code, the words of the message and the absence of "Traceback".
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,13 @@ class Ctx:
         dest = self.tmp / name
         shutil.copytree(self._template(), dest)
         return dest
+
+
+def _older_partial(text: str) -> str:
+    """A partial run's manifest as nnrun 0.1.0 wrote it (no arithmetic revision)."""
+    manifest = json.loads(text)
+    del manifest["arithmetic"]
+    return json.dumps({**manifest, "status": "partial", "nnrun": "0.1.0"})
 
 
 @dataclass
@@ -267,6 +275,7 @@ CASES: list[Case] = [
     data("csv-single-class", "x1,x2,label\n0,0,1\n0,1,1\n", "data.csv", "single class", "dataset.task"),
     data("csv-binary-task-three-classes", "x1,label\n0,a\n1,b\n2,c\n", "data.csv", "binary", "found 3", dataset={"task": "binary"}),
     data("csv-regression-text-target", "x1,label\n0,a\n1,b\n", "data.csv", "regression", "numeric", dataset={"task": "regression"}),
+    data("csv-regression-inf-target", "x1,label\n0,0.5\n1,inf\n", "data.csv", "'label'", "finite", "line 3", dataset={"task": "regression"}),
     data("csv-ragged-rows", "x1,x2,label\n0,0,0\n0,1,1,7,8\n", "data.csv", "cannot be read"),
     Case("csv-missing-train", lambda ctx: (ctx.write("exp.yaml", tiny(dataset={"name": "csv", "path": "data.csv", "target": "label"})), ["train", "exp.yaml", "--out", "out", "--quiet", "--workers", "1"])[-1],
          ("data.csv", "no such file"), check=lambda ctx: _no_results(ctx.tmp / "out")),
@@ -296,6 +305,8 @@ CASES: list[Case] = [
          ("nowhere", "not an nnrun results directory"), check=lambda ctx: _no_results(ctx.tmp / "nowhere")),
     Case("resume-other-config", lambda ctx: (ctx.run_dir("out"), ctx.write("tiny.yaml", TINY), ["train", "tiny.yaml", "--out", "out", "--resume", "--set", "training.epochs=6", "--quiet"])[-1],
          ("out", "different config", "--set")),
+    Case("resume-other-arithmetic", lambda ctx: (_rewrite("manifest.json", _older_partial)(ctx.run_dir("out")), ctx.write("tiny.yaml", TINY), ["train", "tiny.yaml", "--out", "out", "--resume", "--quiet"])[-1],
+         ("out", "nnrun 0.1.0", "arithmetic revision 1", "new --out")),
     Case("resume-manifest-not-json", lambda ctx: (_rewrite("manifest.json", lambda t: t[: len(t) // 2])(ctx.run_dir("out")), ctx.write("tiny.yaml", TINY), ["train", "tiny.yaml", "--out", "out", "--resume", "--quiet"])[-1],
          ("manifest.json", "JSON")),
     # ------------------------------------------------------------------ results on disk

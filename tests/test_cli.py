@@ -161,6 +161,24 @@ def test_python_m_nnrun_and_console_script(tmp_path):
     assert result.returncode == 0 and "sweep" in result.stdout
 
 
+def test_the_process_ends_with_its_exit_code_and_every_line_written(tmp_path):
+    """main() ends the process with os._exit: what was printed into a pipe must still arrive,
+    and the exit codes must be the commands' own."""
+
+    def nnrun(*args):
+        return subprocess.run([sys.executable, "-m", "nnrun", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    out = tmp_path / "r"
+    ok = nnrun("sweep", "--set", "seeds=3", "--set", "training.epochs=50", "--out", str(out), "--workers", "2")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith(f"results: {out}") and "lr" in ok.stdout  # the tables, then the path
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    bad = nnrun("validate", "missing.yaml")
+    assert bad.returncode == 2 and "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr
+    usage = nnrun("train")
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+
+
 def test_sweep_without_config_runs_the_default_network(tmp_path):
     out = tmp_path / "d"
     result = runner.invoke(app, ["sweep", "--set", "seeds=3", "--set", "training.epochs=200", "--out", str(out), "-q", "--workers", "1"])

@@ -157,6 +157,44 @@ def test_ctrl_c_saves_partial_exits_130_and_prints_the_resume_command(write_conf
     pd.testing.assert_frame_equal(partial, full.set_index("run_id").loc[partial["run_id"]].reset_index(), check_exact=True, check_dtype=False)
 
 
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc")
+def test_ctrl_c_with_a_worker_pool_leaves_no_worker_running(write_config, tmp_path):
+    config = _long_config(write_config)
+    out = tmp_path / "stopped"
+    proc = _start(config, out, "--workers", "2")
+    _wait_for_chunks(out, 1, proc)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in stderr
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers)
+
+
 def test_resume_with_a_different_config_is_refused(write_config, tmp_path):
     config = write_config()
     out = tmp_path / "o"
