@@ -145,6 +145,17 @@ def _train_rows(spec, seeds, lrs, sizes, X_, Y_, scheme="uniform", bias=False):
     return res
 
 
+def assert_same_results(got, want) -> None:
+    """Two TrainResults bit for bit (NaN where NaN): verdicts, log epochs, final metrics,
+    curves and weights, with the same keys."""
+    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged", "log_epochs"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+    for group in ("final", "curves", "weights"):
+        assert getattr(got, group).keys() == getattr(want, group).keys(), group
+        for k, v in getattr(want, group).items():
+            assert np.array_equal(getattr(got, group)[k], v, equal_nan=True), (group, k)
+
+
 @pytest.mark.parametrize(
     "spec_kwargs",
     [
@@ -187,12 +198,7 @@ def test_more_runs_than_a_block_train_in_blocks_with_the_same_numbers(monkeypatc
         out[label] = (train(spec, X, Y, Ws, bs, lrs, seeds, X[:3], Y[:3]), Ws, bs)
     (a, aW, ab), (b, bW, bb) = out["blocks"], out["one batch"]
     assert a.diverged.any() and a.converged.any()
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged", "log_epochs"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    for group in ("final", "curves", "weights"):
-        assert getattr(a, group).keys() == getattr(b, group).keys()
-        for k, v in getattr(b, group).items():
-            assert np.array_equal(getattr(a, group)[k], v, equal_nan=True), (group, k)
+    assert_same_results(a, b)
     for x, y in zip(aW + ab, bW + bb):
         assert np.array_equal(x, y, equal_nan=True)
 
@@ -351,12 +357,7 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, var
         runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds)
     f, r = runs["fast"], runs["reference"]
     assert r.diverged.any() and not r.diverged.all()
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
-        assert np.array_equal(getattr(f, name), getattr(r, name)), name
-    for k in r.weights:
-        assert np.array_equal(f.weights[k], r.weights[k], equal_nan=True), k
-    for k in r.final:
-        assert np.array_equal(f.final[k], r.final[k], equal_nan=True), k
+    assert_same_results(f, r)
 
 
 
@@ -377,11 +378,7 @@ def test_fused_fast_path_with_one_learning_rate_is_bit_identical(monkeypatch, dt
         runs[fast] = _train_rows(spec, seeds, np.full(40, rate), [3, 4, 1], X, Y, scheme="legacy")
     f, r = runs[True], runs[False]
     assert r.converged.any() and (stop_converged or not r.converged.all() or rate == 1.0)
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
-        assert np.array_equal(getattr(f, name), getattr(r, name)), name
-    for group in ("final", "curves", "weights"):
-        for k, v in getattr(r, group).items():
-            assert np.array_equal(getattr(f, group)[k], v, equal_nan=True), (group, k)
+    assert_same_results(f, r)
 
 @pytest.mark.parametrize(
     "variant, spec_kwargs",
@@ -405,11 +402,7 @@ def test_dropping_frozen_runs_changes_no_number(monkeypatch, variant, spec_kwarg
         results[label] = _train_rows(spec, seeds, lrs, [3, 4, 1], X, Y, scheme="legacy")
     a, b = results["compacting"], results["never"]
     assert a.converged.any() and (~a.converged).any() and (a.diverged.any() or variant != "mse-linear")
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
-        assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    for group in ("final", "curves", "weights"):
-        for k, v in getattr(b, group).items():
-            assert np.array_equal(getattr(a, group)[k], v, equal_nan=True), (group, k)
+    assert_same_results(a, b)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -453,11 +446,7 @@ def test_runs_first_minibatches_are_bit_identical_to_the_reference_path(monkeypa
         runs[label] = train(spec, Xm, Ym, Ws, bs, lrs, seeds, X_test=Xm[:30], Y_test=Ym[:30])
     f, r = runs["runs-first"], runs["reference"]
     assert r.diverged.any() and not r.diverged.all()
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
-        assert np.array_equal(getattr(f, name), getattr(r, name)), name
-    for group in ("final", "curves", "weights"):
-        for k, v in getattr(r, group).items():
-            assert np.array_equal(getattr(f, group)[k], v, equal_nan=True), (group, k)
+    assert_same_results(f, r)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -482,11 +471,7 @@ def test_sparse_shared_input_is_bit_identical_to_the_dense_loop(monkeypatch, dty
         runs[sparse] = train(spec, Xs, Ys, Ws, bs, lr, seeds)
     f, r = runs[True], runs[False]
     assert r.diverged.any() and not r.diverged.all()
-    for name in ("converged", "epochs_to_converge", "epochs_run", "diverged"):
-        assert np.array_equal(getattr(f, name), getattr(r, name)), name
-    for group in ("final", "curves", "weights"):
-        for k, v in getattr(r, group).items():
-            assert np.array_equal(getattr(f, group)[k], v, equal_nan=True), (group, k)
+    assert_same_results(f, r)
 
 
 def test_sample_order_equals_the_stable_argsort_with_and_without_ties():
