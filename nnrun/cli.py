@@ -317,6 +317,8 @@ def main() -> None:
             pass
         except OSError:  # output lost (a full disk): fail as Python's own exit does
             code = code or 120
+    if sys.gettrace() is not None or sys.getprofile() is not None:  # coverage, cProfile: let them write
+        sys.exit(code)
     os._exit(code)
 
 

@@ -161,6 +161,23 @@ def test_python_m_nnrun_and_console_script(tmp_path):
     assert result.returncode == 0 and "sweep" in result.stdout
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_main_skips_interpreter_teardown_unless_a_tracer_must_write(traced):
+    """main() ends with os._exit (atexit hooks do not run), except under a tracer or profiler
+    (coverage, cProfile), whose results are written at exit."""
+    code = (
+        "import atexit, sys\n"
+        + ("sys.settrace(lambda *a: None)\n" if traced else "")
+        + "atexit.register(lambda: print('atexit ran'))\n"
+        "sys.argv = ['nnrun', 'validate', 'missing.yaml']\n"
+        "from nnrun.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "missing.yaml" in result.stderr
+    assert ("atexit ran" in result.stdout) == traced
+
+
 def test_the_process_ends_with_its_exit_code_and_every_line_written(tmp_path):
     """main() ends the process with os._exit: what was printed into a pipe must still arrive,
     and the exit codes must be the commands' own."""
