@@ -317,9 +317,17 @@ def main() -> None:
             pass
         except OSError:  # output lost (a full disk): fail as Python's own exit does
             code = code or 120
-    if sys.gettrace() is not None or sys.getprofile() is not None:  # coverage, cProfile: let them write
+    if _instrumented():  # coverage, cProfile, a debugger: they write their data at exit
         sys.exit(code)
     os._exit(code)
+
+
+def _instrumented() -> bool:
+    """Is a tracer, profiler or (Python ≥ 3.12) sys.monitoring tool attached?"""
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6))
 
 
 if __name__ == "__main__":
