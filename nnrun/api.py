@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import yaml
 
+from nnrun import ARITHMETIC, __version__
 from nnrun import results as rs
 from nnrun.config import Config, ConfigError
 from nnrun.config import load as load_config
@@ -235,14 +236,12 @@ def _check_resumable(out: Path, config: Config) -> dict:
             f"{out}: cannot resume: it holds a run of a different config (sha256 {str(stored)[:12]}… there, "
             f"{config.sha256()[:12]}… now). Resume with the same config and --set options, or choose a new --out"
         )
-    import nnrun
-
     arithmetic = manifest.get("arithmetic", 1)  # manifests before the field: revision 1
-    if manifest.get("status") != "complete" and arithmetic != nnrun.ARITHMETIC:
+    if manifest.get("status") != "complete" and arithmetic != ARITHMETIC:
         raise ResultsError(
             f"{out}: cannot resume: it was started by nnrun {manifest.get('nnrun', '?')}, whose results differ from this "
-            f"nnrun {nnrun.__version__}'s in the last bits for some configs (arithmetic revision {arithmetic} there, "
-            f"{nnrun.ARITHMETIC} here), so its rows would not match the new ones. Finish it with nnrun "
+            f"nnrun {__version__}'s in the last bits for some configs (arithmetic revision {arithmetic} there, "
+            f"{ARITHMETIC} here), so its rows would not match the new ones. Finish it with nnrun "
             f"{manifest.get('nnrun', 'of that revision')}, or start again with a new --out"
         )
     return manifest

@@ -472,8 +472,9 @@ def train(
     with np.errstate(all="ignore"):
         if blocks <= 1:
             return _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test)
-        parts = []
-        for sl in (slice(int(c[0]), int(c[-1]) + 1) for c in np.array_split(np.arange(R), blocks)):
+        lr, seeds, parts = np.asarray(lr), np.asarray(seeds), []
+        bounds = np.linspace(0, R, blocks + 1).astype(int).tolist()  # blocks of equal size, ±1
+        for sl in map(slice, bounds[:-1], bounds[1:]):
             Wb, bb = [W[..., sl].copy() for W in Ws], [None if b is None else b[..., sl].copy() for b in bs]
             parts.append(_train(spec, X, Y, Wb, bb, lr[sl], seeds[sl], X_test, Y_test))
             for W, w in zip(Ws + bs, Wb + bb):
