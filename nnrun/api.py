@@ -116,7 +116,7 @@ def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
 
 def _column_order(p: Plan) -> list[str]:
     """runs.csv's columns; test metrics when any cell holds a test split (NaN elsewhere)."""
-    finals = FINAL_ORDER if any(c.config.dataset.test_fraction > 0 for c in p.cells) else FINAL_ORDER[:4]
+    finals = FINAL_ORDER if any(c.config.dataset.has_test_split() for c in p.cells) else FINAL_ORDER[:4]
     return rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"] + finals
 
 
@@ -203,13 +203,14 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
 
     axes = axis_columns(config)
     baseline = config.variant_objects()[0].name
+    metric = config.primary_metric()
     parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": []}
     for cell_config, runs in cells:
-        summary = stats.summarize(runs, axes)
+        summary = stats.summarize(runs, axes, metric)
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
-        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=cell_config.training.epochs, memo=memo))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=cell_config.training.epochs, memo=memo))
+        parts["comparison"].append(stats.compare(runs, axes, baseline, metric, budget=cell_config.training.epochs, memo=memo))
+        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, metric, budget=cell_config.training.epochs, memo=memo))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]

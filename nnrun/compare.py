@@ -23,7 +23,7 @@ from nnrun.results import ResultsError
 FORMATS = ("table",) + report.TEXT_FORMATS
 TABLE_FILES = ("summary", "comparison", "tuned")
 # Config keys that are an experiment's own axes, or bookkeeping, never a difference to split on.
-NOT_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "logging")
+NOT_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "logging", "study")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nnrun.datasets import DATASETS
+from nnrun.datasets import DATASETS, OWN_SPLIT
 from nnrun.variants import DELTA_RULES, LOSS_NAMES, OUTPUT_NAMES, VARIANTS, Variant, VariantError
 
 
@@ -50,6 +50,8 @@ DATASET_PARAMS = {
     "digits": (),
     "iris": (),
     "breast_cancer": (),
+    "wine": (),
+    "mnist1d": (),
 }
 OPTIONAL_DATASET_KEYS = ("n_bits", "n_samples", "noise", "factor", "classes", "n_features", "path", "target")
 
@@ -66,7 +68,7 @@ class DatasetConfig(Strict):
     path: str | None = None  # csv: the file, relative to the config file
     target: str | None = None  # csv: the target column
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"  # csv: inferred from the target
-    standardize: bool | None = None  # None: yes for csv, iris and breast_cancer, no otherwise
+    standardize: bool | None = None  # None: yes for csv, iris, breast_cancer and wine, no otherwise
     test_fraction: float = Field(0.0, ge=0, lt=1)  # XOR has 4 rows: hold nothing out unless asked
     shuffle_seed: int = Field(0, ge=0)  # seeds the generators' noise and the test split
 
@@ -77,9 +79,14 @@ class DatasetConfig(Strict):
             if getattr(self, key) is not None and key not in allowed:
                 takes = ", ".join(allowed) if allowed else "no parameters of its own"
                 raise ValueError(f"dataset.{key} does not apply to dataset {self.name!r}, which takes {takes}")
+        if self.name in OWN_SPLIT and self.test_fraction > 0:
+            raise ValueError(f"dataset.test_fraction does not apply to dataset {self.name!r}, which comes with its own train/test split; remove it")
         if self.name == "csv" and (self.path is None or self.target is None):
             raise ValueError("dataset csv needs dataset.path (the CSV file) and dataset.target (the label column)")
         return self
+
+    def has_test_split(self) -> bool:
+        return self.test_fraction > 0 or self.name in OWN_SPLIT
 
     def params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in DATASET_PARAMS[self.name] if getattr(self, k) is not None and k not in ("path", "target", "task")}
@@ -165,7 +172,15 @@ class LoggingConfig(Strict):
     save_weights: bool = False  # weights.npz costs disk on large sweeps; ask for it
 
 
-RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep")
+# What a study judges a problem by, and the runs.csv column behind it (stats' metric name).
+PRIMARY_METRICS = {"epochs": "epochs", "test_accuracy": "final_test_accuracy"}
+
+
+class StudyConfig(Strict):
+    primary: Literal[tuple(PRIMARY_METRICS)] = "epochs"  # type: ignore[valid-type]  # the seed's question: time to success
+
+
+RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "study")
 
 
 class Config(Strict):
@@ -179,6 +194,13 @@ class Config(Strict):
     convergence: ConvergenceConfig = ConvergenceConfig()
     logging: LoggingConfig = LoggingConfig()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values
+    study: StudyConfig = StudyConfig()  # a study's problems name in advance the metric that judges them
+
+    @model_validator(mode="after")
+    def _primary_needs_test_split(self) -> "Config":
+        if self.study.primary == "test_accuracy" and not self.dataset.has_test_split():
+            raise ValueError("study.primary: test_accuracy needs a test split; set dataset.test_fraction (e.g. 0.2) or use primary: epochs")
+        return self
 
     @field_validator("variants")
     @classmethod
@@ -237,8 +259,16 @@ class Config(Strict):
     def variant_objects(self) -> list[Variant]:
         return [VARIANTS[v] if isinstance(v, str) else Variant(v.name, v.output, v.loss, v.delta, "custom") for v in self.variants]
 
+    def primary_metric(self) -> str:
+        """The metric summary, comparison and tuned tables are computed on (epochs unless a
+        study names another)."""
+        return PRIMARY_METRICS[self.study.primary]
+
     def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        data = self.model_dump(mode="json")
+        if self.study == StudyConfig():  # configs without a study section keep the hashes they had
+            del data["study"]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
@@ -346,7 +376,7 @@ def format_errors(exc: ValidationError, source: str) -> str:
 
 
 # Messages raised by the validators above already start with their key path.
-_OWN_PREFIXES = ("dataset.", "model.", "training.", "convergence.", "variants[", "variants:", "seeds:", "sweep.", "learning_rates:", "logging.", "name:")
+_OWN_PREFIXES = ("study.", "dataset.", "model.", "training.", "convergence.", "variants[", "variants:", "seeds:", "sweep.", "learning_rates:", "logging.", "name:")
 _TYPE_WORDS = ("a string", "a mapping", "a list", "an integer", "a number", "true or false")
 # What a pattern-checked string may hold, in words.
 _PATTERN_WORDS = {
