@@ -92,10 +92,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
     from nnrun import api
     from nnrun.config import load
 
-    if executor not in ("local", "dask"):
-        from nnrun.config import ConfigError
-
-        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
+    _check_executor(executor)
     config = load(config_path, sets or [], grid or [], default=api.default_config() if use_default else None)
     console = _console()
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
@@ -122,6 +119,13 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
 
         report.print_run(console, result)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
+
+
+def _check_executor(executor: str) -> None:
+    if executor not in ("local", "dask"):
+        from nnrun.config import ConfigError
+
+        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
 
 
 def _progress_bar():
@@ -294,6 +298,60 @@ def plot(
 
     for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by):
         _console().print(f"wrote {path}", markup=False, soft_wrap=True)
+
+
+@app.command()
+@friendly
+def study(
+    source: Annotated[Optional[Path], typer.Argument(help="A directory of problem configs, or a study.yaml listing them (default: the built-in suite, configs/suite/).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="5 seeds and a tenth of the epochs per problem: a look at the whole suite, not a verdict.")] = False,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+) -> None:
+    """Run every problem's tuned, paired comparison into one study directory: study.csv and a verdict across problems."""
+    from nnrun.study import run_study
+
+    _check_executor(executor)
+    err = _console(stderr=True)
+
+    def on_problem(i: int, n: int, problem, state: str) -> None:
+        if not quiet:
+            err.print(f"[{i + 1}/{n}] {problem.name}: {state}", markup=False)
+
+    path, table, verdict = run_study(
+        source, sets=set_ or [], quick=quick, out=out, resume=resume, workers=_workers(workers), executor=executor,
+        scheduler=scheduler, command=["nnrun", *sys.argv[1:]], on_problem=on_problem,
+    )  # fmt: skip
+    console = _console()
+    if not quiet:
+        _print_study(console, table, verdict)
+    console.print(f"results: {path}", markup=False, soft_wrap=True)
+
+
+def _print_study(console, study, verdict: str) -> None:
+    """study.csv as a terminal table (formatted by report's cell formatters), then the verdict."""
+    from rich.table import Table
+
+    from nnrun import report
+
+    table = Table(title="study: each variant at its tuned learning rate; effect vs the baseline on the problem's primary metric")
+    for col in ("problem", "primary", "variant", "lr", "success", "median epochs", "test acc.", "effect [95% CI]", "p", "winner"):
+        table.add_column(col, justify="left" if col in ("problem", "primary", "variant", "winner") else "right")
+    for r in study.itertuples(index=False):
+        fmt = report.ratio if r.effect_scale == "ratio" else (lambda x: f"{100 * x:+.1f} pts")
+        effect = "" if r.variant == r.baseline else f"{fmt(r.effect)} [{fmt(r.effect_ci_low)}, {fmt(r.effect_ci_high)}]"
+        table.add_row(
+            r.problem, r.primary, r.variant, f"{r.learning_rate:g}", report.pct(r.success_rate), report.num(r.epochs_median),
+            "n/a" if r.final_test_accuracy != r.final_test_accuracy else f"{100 * r.final_test_accuracy:.1f}%", effect, "" if r.variant == r.baseline else report.pvalue(r.p),
+            "(baseline)" if r.variant == r.baseline else r.winner,
+        )  # fmt: skip
+    console.print(table)
+    console.print(verdict, markup=False, soft_wrap=False)
 
 
 def main() -> None:
