@@ -351,7 +351,7 @@ def execute(
     except KeyboardInterrupt:
         chunks.close()  # the workers stop now, not when the generator is collected
         save("partial")
-        resume_cmd = shlex.join(_resume_command(command, out))
+        resume_cmd = shlex.join(resume_command(command, out))
         raise Interrupted(out, resume_cmd) from None
     finally:
         chunks.close()  # the pool or cluster is shut down on any way out (the CLI ends with os._exit)
@@ -365,7 +365,7 @@ def _import_stats() -> None:
     import nnrun.stats  # noqa: F401  (imports pandas too)
 
 
-def _resume_command(command: list[str], out: Path) -> list[str]:
+def resume_command(command: list[str], out: Path) -> list[str]:
     args = list(command)
     if args and args[0].endswith(("nnrun", "__main__.py")):
         args[0] = "nnrun"

@@ -294,6 +294,14 @@ def _check_fields(path: Path, text: str) -> None:
         raise ResultsError(f"{path}: line {reader.line_num}: cannot be parsed as CSV ({exc})") from None
 
 
+def _is_study(directory: Path) -> bool:
+    """A study directory's manifest describes the study; its problems' results lie below it."""
+    try:
+        return json.loads((directory / "manifest.json").read_text(encoding="utf-8")).get("kind") == "study"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
 def find_results(paths: list[Path]) -> list[Path]:
     """Every results directory (one holding manifest.json) at or below each path, each once."""
     if not paths:
@@ -305,10 +313,10 @@ def find_results(paths: list[Path]) -> list[Path]:
             raise ResultsError(f"{p}: no such file or directory")
         if p.is_file():
             p = p.parent
-        if (p / "manifest.json").is_file():
+        if (p / "manifest.json").is_file() and not _is_study(p):
             hits = [p]
         else:
-            hits = sorted(m.parent for m in p.rglob("manifest.json") if m.is_file() and JOURNAL not in m.relative_to(p).parts)
+            hits = sorted(m.parent for m in p.rglob("manifest.json") if m.is_file() and JOURNAL not in m.relative_to(p).parts and not _is_study(m.parent))
         if not hits:
             raise ResultsError(f"{p}: no nnrun results directory (one with a manifest.json) at or below it; run `nnrun train CONFIG` first")
         found.extend(h for h in hits if h not in found)

@@ -35,20 +35,18 @@ QUICK_EPOCHS_DIVISOR = 10
 ALPHA = 0.05  # a comparison counts as won when p < ALPHA and its CI excludes "no effect"
 STUDY_KEYS = ("name", "problems")  # what a study.yaml may hold
 
-# Where a problem's tuned.csv keeps the paired effect on each primary metric:
-# (effect, CI low, CI high, p, the value meaning "no effect", scale, does higher favour the variant?)
+# Where a problem's tuned.csv keeps the paired effect on each primary metric, first match
+# wins: (effect, CI low, CI high, p, the value meaning "no effect", scale). Accuracy may be
+# a difference in points or a ratio, depending on the statistics module's version.
 EFFECT_COLUMNS = {
-    "epochs": ("epochs_ratio_median", "epochs_ratio_ci_low", "epochs_ratio_ci_high", "wilcoxon_p", 1.0, "ratio", False),
-    "final_test_accuracy": (
-        "final_test_accuracy_ratio_median",
-        "final_test_accuracy_ratio_ci_low",
-        "final_test_accuracy_ratio_ci_high",
-        "wilcoxon_p",
-        1.0,
-        "ratio",
-        True,
-    ),
+    "epochs": [("epochs_ratio_median", "epochs_ratio_ci_low", "epochs_ratio_ci_high", "wilcoxon_p", 1.0, "ratio")],
+    "final_test_accuracy": [
+        ("final_test_accuracy_diff", "final_test_accuracy_diff_ci_low", "final_test_accuracy_diff_ci_high", "wilcoxon_p", 0.0, "difference"),
+        ("final_test_accuracy_ratio_median", "final_test_accuracy_ratio_ci_low", "final_test_accuracy_ratio_ci_high", "wilcoxon_p", 1.0, "ratio"),
+    ],
 }
+# Does a larger value of the metric favour the variant? (More epochs do not; accuracy does.)
+HIGHER_IS_BETTER = {"epochs": False, "final_test_accuracy": True}
 STUDY_COLUMNS = [
     "problem", "primary", "variant", "baseline", "learning_rate", "success_rate", "epochs_median",
     "final_test_accuracy", "effect", "effect_ci_low", "effect_ci_high", "effect_scale", "p", "winner",
@@ -116,6 +114,10 @@ def load_problems(source: Path | None, sets: list[str], quick: bool) -> list[Pro
         if quick:
             shrink = [f"seeds={min(QUICK_SEEDS, len(config.seed_list()))}", f"training.epochs={max(1, math.ceil(config.training.epochs / QUICK_EPOCHS_DIVISOR))}"]
             config = load_config(path, [*sets, *shrink])
+        if len(config.variants) < 2:
+            raise ConfigError(f"{path}: variants: a study problem compares at least two variants (the first is the baseline), got {len(config.variants)}")
+        if config.sweep:
+            raise ConfigError(f"{path}: sweep: a study problem has no sweep axes (one tuned comparison per problem); make each setting its own problem config")
         same = [p for p in problems if p.name == config.name]
         if same:
             raise ConfigError(f"{path}: name {config.name!r} is also the name of {same[0].source}; each problem of a study needs its own name")
@@ -138,7 +140,8 @@ def problem_rows(problem: str, config: Config, summary: pd.DataFrame, tuned: pd.
     import pandas as pd
 
     metric = config.primary_metric()
-    effect, lo, hi, p_col, null, scale, higher = EFFECT_COLUMNS[metric]
+    effect, lo, hi, p_col, null, scale = next((c for c in EFFECT_COLUMNS[metric] if c[0] in tuned.columns), EFFECT_COLUMNS[metric][0])
+    higher = HIGHER_IS_BETTER[metric]
     baseline = config.variant_objects()[0].name
     rates = {baseline: float(tuned["baseline_learning_rate"].iloc[0])} if len(tuned) else {}
     rates.update(zip(tuned["variant"], tuned["learning_rate"].astype(float)))
@@ -311,7 +314,7 @@ def run_study(
                     executor=executor,
                     scheduler=scheduler,
                     resume=(directory / "manifest.json").exists(),
-                    command=[*command, f"# problem {problem.name} from {problem.source}"],
+                    command=command,
                 )
             summary, tuned = (pd.read_csv(directory / f"{name}.csv") for name in ("summary", "tuned"))
             rows += problem_rows(problem.name, problem.config, summary, tuned)
@@ -323,7 +326,7 @@ def run_study(
     except api.Interrupted:
         manifest.update(wall_seconds=round(prior_wall + time.time() - started, 3))
         rs.write_json(out / "manifest.json", manifest)
-        raise api.Interrupted(out, shlex.join(api._resume_command(command, out))) from None
+        raise api.Interrupted(out, shlex.join(api.resume_command(command, out))) from None
     study = table(rows)
     manifest.update(status="complete", finished=rs.now(), wall_seconds=round(prior_wall + time.time() - started, 3))
     rs.write_json(out / "manifest.json", manifest)
