@@ -205,11 +205,12 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
     baseline = config.variant_objects()[0].name
     parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": []}
     for cell_config, runs in cells:
-        summary = stats.summarize(runs, axes)
+        budget = cell_config.training.epochs
+        summary = stats.summarize(runs, axes, budget=budget)
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
-        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=cell_config.training.epochs, memo=memo))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=cell_config.training.epochs, memo=memo))
+        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=budget, memo=memo))
+        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]
