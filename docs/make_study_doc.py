@@ -65,7 +65,7 @@ def study_table(study: pd.DataFrame) -> str:
     for r in study.itertuples(index=False):
         better = "" if r.variant == r.baseline else r.winner
         lines.append(
-            f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:g} | {pct(r.success_rate, 0)} | "
+            f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:g}{' †' if r.at_edge else ''} | {pct(r.success_rate, 0)} | "
             f"{epochs(r.epochs_median)} | {pct(r.final_test_accuracy)} | {effect(r)} | {'' if r.variant == r.baseline else pvalue(r.p)} | {better} |"
         )
     return "\n".join(lines)
@@ -126,8 +126,9 @@ def document(study: pd.DataFrame, anchors: pd.DataFrame, run: dict) -> str:
         "",
         study_table(study),
         "",
-        "<sub>success: share of seeds reaching the config's convergence criterion at the tuned rate; median epochs: "
-        "summary.csv's `epochs_median`; test accuracy: median over seeds.</sub>",
+        "<sub>†: the tuned rate is at the edge of the config's grid. success: share of seeds reaching the config's "
+        "convergence criterion at the tuned rate; median epochs: the Kaplan–Meier median (summary.csv's "
+        "`epochs_median`; n/a when not reached); test accuracy: median over seeds.</sub>",
         "",
         "## Verdict",
         "",

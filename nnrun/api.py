@@ -206,11 +206,12 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
     metric = config.primary_metric()
     parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": []}
     for cell_config, runs in cells:
-        summary = stats.summarize(runs, axes, metric)
+        budget = cell_config.training.epochs
+        summary = stats.summarize(runs, axes, metric, budget=budget)
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
-        parts["comparison"].append(stats.compare(runs, axes, baseline, metric, budget=cell_config.training.epochs, memo=memo))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, metric, budget=cell_config.training.epochs, memo=memo))
+        parts["comparison"].append(stats.compare(runs, axes, baseline, metric, budget=budget, memo=memo))
+        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, metric, budget=budget, memo=memo))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]

@@ -32,6 +32,7 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Wor
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or dask.")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Every sweep cell's learning-rate table, per-rate verdicts and tuned comparison, not only the overview.")]
 ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
 
 
@@ -88,7 +89,7 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None) -> None:
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False) -> None:
     from nnrun import api
     from nnrun.config import load
 
@@ -117,7 +118,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
     if not quiet:
         from nnrun import report
 
-        report.print_run(console, result)
+        report.print_run(console, result, verbose=verbose)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
 
 
@@ -170,9 +171,10 @@ def train(
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
-    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs)
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose)
 
 
 @app.command()
@@ -188,9 +190,10 @@ def sweep(
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
-    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs)
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose)
 
 
 @app.command()

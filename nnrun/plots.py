@@ -42,6 +42,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # a second cue besides colour
 # A third cue for lines, so two variants that trained identically both stay visible.
 LINESTYLES = ("solid", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2)), (0, (8, 3)), (0, (2, 3)))
+FEW_RUNS = 5  # a curve's median over fewer runs still training is drawn faint and says how few
 DODGE = 0.03  # variants' points shifted by this many decades in lr so error bars do not overlap
 
 
@@ -131,7 +132,7 @@ def groups(sweep: Sweep, by: list[str] | None = None) -> list[Group]:
     """One group per value of the ``by`` columns (default: the sweep axes), in run order."""
     by = list(by) if by else sweep.axes
     check_by(sweep.runs, by, sweep.path, sweep.axes)
-    summary = stats.summarize(sweep.runs, by)
+    summary = stats.summarize(sweep.runs, by, budget=sweep.config.training.epochs)
     if not by:
         return [Group((), sweep.runs, summary)]
     out = []
@@ -175,9 +176,9 @@ def _quantiles(values: np.ndarray) -> np.ndarray:
 def curve_bands(runs: pd.DataFrame, curves: dict[str, np.ndarray], metric: str) -> pd.DataFrame:
     """Median and interquartile band of ``metric`` per (learning_rate, variant, epoch).
 
-    Diverged runs are left out, as summary.csv's median_final_* leave them out; ``runs``
-    counts the seeds with a finite value at that epoch. A converged run stops training, so
-    its curve stays at its final value.
+    Diverged runs are left out, as summary.csv's median_final_* leave them out. A run's
+    curve ends where it stopped (curves.npz holds NaN after its last update), so each
+    median is over the runs still training, and ``runs`` counts them.
     """
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -207,27 +208,26 @@ def success_points(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def epoch_points(summary: pd.DataFrame) -> pd.DataFrame:
-    """Median epochs to converge with quartiles, where at least one run converged."""
-    cols = ["variant", "learning_rate", "converged", "epochs_median", "epochs_q25", "epochs_q75"]
-    s = summary.loc[summary["converged"] > 0, cols]
+    """Kaplan–Meier median epochs with its 95% CI per (variant, learning_rate), as
+    summary.csv has it, with ``runs`` and ``converged``; ``reached`` is False where the
+    median was not reached within the budget (drawn at the budget as a bound)."""
+    cols = ["variant", "learning_rate", "runs", "converged", "budget", "epochs_median", "epochs_median_ci_low", "epochs_median_ci_high"]
+    s = summary[cols].assign(reached=summary["epochs_median"].notna())
     return s.sort_values(["learning_rate"], kind="stable").reset_index(drop=True)
 
 
-def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Per variant at its best learning rate: converged runs' epochs, sorted, and the ECDF.
-
-    ``fraction`` is the share of *all* that variant's runs at that rate converged by
-    ``epochs``, so each curve ends at the success rate rather than at 1.
-    """
-    best = stats.best_learning_rates(summary, [])
+def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame | None = None, budget: float | None = None) -> pd.DataFrame:
+    """Per variant at its tuned learning rate: the Kaplan–Meier share of runs converged by
+    each epoch, 1 − S(t), with its 95% log-log band (``low``, ``high``), from the same
+    estimator as summary.csv. A censored run counts until the budget, so each curve ends
+    at the estimated success rate rather than at 1."""
+    best = best if best is not None else stats.best_rates(runs, summary, [])
     parts = []
     for _, b in best.iterrows():
         g = runs[(runs["variant"] == b["variant"]) & (runs["learning_rate"] == b["learning_rate"])]
-        e = np.sort(g.loc[g["converged"], "epochs_to_converge"].to_numpy(float))
-        parts.append(
-            pd.DataFrame({"variant": b["variant"], "learning_rate": b["learning_rate"], "epochs": e, "fraction": np.arange(1, len(e) + 1) / len(g), "runs": len(g)})
-        )
-    columns = ["variant", "learning_rate", "epochs", "fraction", "runs"]
+        t, s, low, high = stats.km_curve(g["epochs_to_converge"].to_numpy(float), g["converged"].to_numpy(bool), stats.budgets(g, budget))
+        parts.append(pd.DataFrame({"variant": b["variant"], "learning_rate": b["learning_rate"], "epochs": t, "fraction": 1 - s, "low": 1 - high, "high": 1 - low, "runs": len(g)}))
+    columns = ["variant", "learning_rate", "epochs", "fraction", "low", "high", "runs"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
@@ -354,8 +354,13 @@ def draw_curves(bands: pd.DataFrame, metric: str, styles: dict, heading: str, bu
     for ax, lr in zip(axs, lrs):
         for variant, b in bands[bands["learning_rate"] == lr].groupby("variant", sort=False):
             st = styles[variant]
-            ax.fill_between(b["epoch"], b["q25"], b["q75"], color=st.color, alpha=0.18, linewidth=0)
-            ax.plot(b["epoch"], b["median"], color=st.color, linestyle=st.linestyle, linewidth=1.6)
+            many = (b["runs"] >= FEW_RUNS).to_numpy()
+            ax.fill_between(b["epoch"], b["q25"], b["q75"], where=many, color=st.color, alpha=0.18, linewidth=0)
+            ax.plot(b["epoch"], b["median"].where(many), color=st.color, linestyle=st.linestyle, linewidth=1.6)
+            ax.plot(b["epoch"], b["median"], color=st.color, linestyle=st.linestyle, linewidth=0.8, alpha=0.45)
+            last = b[b["median"].notna()].tail(1)
+            if len(last) and int(last["runs"].iloc[0]) < FEW_RUNS:  # the tail says how few runs it rests on
+                ax.annotate(f"n={int(last['runs'].iloc[0])}", (last["epoch"].iloc[0], last["median"].iloc[0]), fontsize="x-small", color=st.color, xytext=(2, 2), textcoords="offset points")
         ax.set_title(f"lr = {_lr(lr)}")
         ax.set_yscale("log")
         # Most runs converge, and stop, early: linear up to the first logged epoch, then log.
@@ -422,7 +427,21 @@ def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, headin
 
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
-    variants = _errorbars(ax, points, styles, "epochs_median", "epochs_q25", "epochs_q75")
+    reached = points[points["reached"]]
+    lo = reached["epochs_median_ci_low"].fillna(reached["epochs_median"])
+    hi = reached["epochs_median_ci_high"].fillna(budget)  # an upper end beyond the budget
+    variants = _errorbars(ax, reached.assign(_lo=lo, _hi=hi), styles, "epochs_median", "_lo", "_hi")
+    order = list(dict.fromkeys(points["variant"]))
+    for i, v in enumerate(order):
+        p = points[points["variant"] == v]
+        x = p["learning_rate"].to_numpy(float) * _dodge(i, len(order))
+        y = np.where(p["reached"], p["epochs_median"], budget)
+        for xi, yi, (_, row) in zip(x, y, p.iterrows()):  # n behind every point: converged / runs
+            ax.annotate(f"{int(row['converged'])}/{int(row['runs'])}", (xi, yi), fontsize="xx-small", color=styles[v].color, xytext=(3, -8), textcoords="offset points")
+        gone = p[~p["reached"]]
+        if len(gone):  # not reached: the median lies above the budget
+            ax.plot(gone["learning_rate"].to_numpy(float) * _dodge(i, len(order)), np.full(len(gone), budget), linestyle="none", marker="^", markerfacecolor="none", color=styles[v].color, markersize=9)
+    variants += [v for v in order if v not in variants]
     ax.set_xscale("log")
     ax.set_yscale("log")
     lrs = sorted(set(all_lrs))
@@ -434,7 +453,7 @@ def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, headin
     ax.set_xlabel("learning rate (log scale)")
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set_ylabel("epochs to converge (log scale)")
+    ax.set_ylabel("median epochs to converge (log scale)")
     _plain_log_labels(ax.yaxis)
     ax.grid(True, which="major", alpha=0.3)
     _suptitle(fig, heading)
@@ -452,12 +471,14 @@ def draw_ecdf(points: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: s
     for _, b in best.iterrows():
         v = b["variant"]
         p = points[points["variant"] == v]
-        labels[v] = f"{v} at lr {_lr(b['learning_rate'])} ({int(b['converged'])}/{int(b['runs'])} converged)"
+        labels[v] = f"{v} at lr {_lr(b['learning_rate'])} (n = {int(b['runs'])}, {int(b['converged'])} converged)"
         if p.empty:
             continue
         x = np.r_[p["epochs"].to_numpy(float), budget]
         y = np.r_[p["fraction"].to_numpy(float), p["fraction"].iloc[-1]]
         ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", color=styles[v].color, linestyle=styles[v].linestyle, linewidth=1.8)
+        low, high = p["low"].to_numpy(float), p["high"].to_numpy(float)
+        ax.fill_between(x, np.r_[low, low[-1]], np.r_[high, high[-1]], step="post", color=styles[v].color, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     _plain_log_labels(ax.xaxis)
     ax.axvline(budget, color="0.5", linestyle=":", linewidth=1)
@@ -467,7 +488,7 @@ def draw_ecdf(points: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: s
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("epochs to converge (log scale)")
-    ax.set_ylabel("runs converged by that epoch (% of seeds)")
+    ax.set_ylabel("converged by that epoch (Kaplan–Meier, % of runs)")
     ax.grid(True, which="major", alpha=0.3)
     _suptitle(fig, heading)
     _legend(fig, styles, variants, labels, markers=False)
@@ -494,22 +515,17 @@ class FigureSet:
     success: pd.DataFrame  # success_points
     epochs: pd.DataFrame  # epoch_points
     ecdf: pd.DataFrame  # ecdf_points
-    best: pd.DataFrame  # stats.best_learning_rates: the rate each ECDF is taken at
+    best: pd.DataFrame  # stats.best_rates: the tuned rate each survival curve is taken at
 
 
 def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -> list[FigureSet]:
     """Everything the figures show, per group, computed from the stored results only."""
-    return [
-        FigureSet(
-            g,
-            curve_bands(g.runs, sweep.curves, metric),
-            success_points(g.summary),
-            epoch_points(g.summary),
-            ecdf_points(g.runs, g.summary),
-            stats.best_learning_rates(g.summary, []),
-        )
-        for g in groups(sweep, by)
-    ]
+    out = []
+    for g in groups(sweep, by):
+        best = stats.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
+        budget = sweep.config.training.epochs
+        out.append(FigureSet(g, curve_bands(g.runs, sweep.curves, metric), success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
+    return out
 
 
 def log_limits(values, top: float | None = None) -> tuple[float, float] | None:
@@ -528,7 +544,7 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
     sets = figure_data(sweep, metric, by)
     budget, every = sweep.config.training.epochs, sweep.config.logging.every
     curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy())
-    epochs_y = log_limits(pd.concat([f.epochs[["epochs_q25", "epochs_q75"]] for f in sets]).to_numpy(), budget)
+    epochs_y = log_limits(pd.concat([f.epochs[["epochs_median_ci_low", "epochs_median_ci_high"]] for f in sets]).to_numpy(), budget)
     ecdf_x = log_limits(pd.concat([f.ecdf["epochs"] for f in sets]).to_numpy(), budget)
     name = METRICS[metric].split(" (")[0]
     written = []
@@ -538,13 +554,13 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
             styles.setdefault(v, variant_styles([*styles, v])[v])
         figures = {
             f"curves-{metric}": draw_curves(
-                f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median across seeds, band 25–75% (diverged runs left out)"), budget, every, curve_y
+                f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median over runs still training, band 25–75%; faint: fewer than {FEW_RUNS} runs (diverged left out)"), budget, every, curve_y
             ),
             "success": draw_success(f.success, styles, title(sweep, g, "Success rate vs learning rate; bars: Wilson 95% interval")),
             "epochs": draw_epochs(
-                f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: median of converged runs, bars 25–75%"), budget, epochs_y
+                f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
             ),
-            "ecdf": draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Epochs to converge at each variant's best learning rate (ECDF)"), budget, ecdf_x),
+            "ecdf": draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Converged by each epoch at each variant's tuned learning rate (Kaplan–Meier, band 95% CI)"), budget, ecdf_x),
         }
         written.extend(_save(fig, out / f"{stem}{g.slug}.{fmt}", fmt) for stem, fig in figures.items())
     return written

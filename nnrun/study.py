@@ -35,20 +35,8 @@ QUICK_EPOCHS_DIVISOR = 10
 ALPHA = 0.05  # a comparison counts as won when p < ALPHA and its CI excludes "no effect"
 STUDY_KEYS = ("name", "problems")  # what a study.yaml may hold
 
-# Where a problem's tuned.csv keeps the paired effect on each primary metric, first match
-# wins: (effect, CI low, CI high, p, the value meaning "no effect", scale). Accuracy may be
-# a difference in points or a ratio, depending on the statistics module's version.
-EFFECT_COLUMNS = {
-    "epochs": [("epochs_ratio_median", "epochs_ratio_ci_low", "epochs_ratio_ci_high", "wilcoxon_p", 1.0, "ratio")],
-    "final_test_accuracy": [
-        ("final_test_accuracy_diff", "final_test_accuracy_diff_ci_low", "final_test_accuracy_diff_ci_high", "wilcoxon_p", 0.0, "difference"),
-        ("final_test_accuracy_ratio_median", "final_test_accuracy_ratio_ci_low", "final_test_accuracy_ratio_ci_high", "wilcoxon_p", 1.0, "ratio"),
-    ],
-}
-# Does a larger value of the metric favour the variant? (More epochs do not; accuracy does.)
-HIGHER_IS_BETTER = {"epochs": False, "final_test_accuracy": True}
 STUDY_COLUMNS = [
-    "problem", "primary", "variant", "baseline", "learning_rate", "success_rate", "epochs_median",
+    "problem", "primary", "variant", "baseline", "learning_rate", "at_edge", "success_rate", "epochs_median",
     "final_test_accuracy", "effect", "effect_ci_low", "effect_ci_high", "effect_scale", "p", "winner",
 ]  # fmt: skip
 
@@ -139,12 +127,17 @@ def problem_rows(problem: str, config: Config, summary: pd.DataFrame, tuned: pd.
     baseline on the primary metric (the baseline's row has none)."""
     import pandas as pd
 
+    from nnrun import stats
+
     metric = config.primary_metric()
-    effect, lo, hi, p_col, null, scale = next((c for c in EFFECT_COLUMNS[metric] if c[0] in tuned.columns), EFFECT_COLUMNS[metric][0])
-    higher = HIGHER_IS_BETTER[metric]
+    effect, lo, hi = stats.effect_columns(metric)
+    scale, null = ("difference", 0.0) if stats.is_difference(metric) else ("ratio", 1.0)
+    higher = stats.HIGHER_IS_BETTER.get(metric, False)
     baseline = config.variant_objects()[0].name
     rates = {baseline: float(tuned["baseline_learning_rate"].iloc[0])} if len(tuned) else {}
     rates.update(zip(tuned["variant"], tuned["learning_rate"].astype(float)))
+    edges = {baseline: bool(tuned["baseline_at_edge"].iloc[0])} if len(tuned) else {}
+    edges.update(zip(tuned["variant"], tuned["at_edge"].astype(bool)))
     rows = []
     for variant in [v.name for v in config.variant_objects()]:
         if variant not in rates:
@@ -156,14 +149,15 @@ def problem_rows(problem: str, config: Config, summary: pd.DataFrame, tuned: pd.
             "variant": variant,
             "baseline": baseline,
             "learning_rate": rates[variant],
+            "at_edge": edges[variant],
             "success_rate": s["success_rate"],
             "epochs_median": s["epochs_median"],
             "final_test_accuracy": s.get("median_final_test_accuracy", math.nan),
         }
         if variant != baseline:
             t = tuned[tuned["variant"] == variant].iloc[0]
-            row.update(effect=t[effect], effect_ci_low=t[lo], effect_ci_high=t[hi], effect_scale=scale, p=t[p_col])
-            row["winner"] = winner(t[effect], t[lo], t[hi], t[p_col], null, higher, variant, baseline)
+            row.update(effect=t[effect], effect_ci_low=t[lo], effect_ci_high=t[hi], effect_scale=scale, p=t["wilcoxon_p"])
+            row["winner"] = winner(t[effect], t[lo], t[hi], t["wilcoxon_p"], null, higher, variant, baseline)
         rows.append(row)
     return [pd.Series(r).reindex(STUDY_COLUMNS).to_dict() for r in rows]
 
@@ -215,6 +209,9 @@ def verdict(study: pd.DataFrame, quick: bool = False) -> str:
         tail = " No comparison changes direction between problems where it was decided."
     else:
         tail = " No comparison was decided on any problem."
+    edge = study[study["at_edge"].eq(True)] if "at_edge" in study else study.iloc[:0]
+    if len(edge):
+        tail += " Tuned at the edge of its learning-rate grid (it may do better outside it): " + ", ".join(f"{r.variant} on {r.problem}" for r in edge.itertuples()) + "."
     if quick:
         tail += f" This is a --quick run ({QUICK_SEEDS} seeds, a tenth of the epochs): a look, not a verdict."
     return head + "; ".join(parts) + "." + tail

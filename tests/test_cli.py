@@ -62,7 +62,7 @@ def test_set_overrides_and_the_summary_table(write_config, tmp_path):
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 8 and runs["epochs_run"].max() <= 40
-    assert "success" in result.output and "median epochs" in result.output
+    assert "success" in result.output and "epochs" in result.output and "Kaplan–Meier" in result.output
     assert "\x1b" not in result.output  # no control characters when stdout is not a terminal
 
 

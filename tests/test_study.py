@@ -225,6 +225,7 @@ def _expected_rows(problem_dir: Path) -> list[dict]:
     baseline = config["variants"][0]
     primary = config["study"]["primary"]
     rates = {baseline: tuned["baseline_learning_rate"].iloc[0], **dict(zip(tuned["variant"], tuned["learning_rate"]))}
+    edges = {baseline: tuned["baseline_at_edge"].iloc[0], **dict(zip(tuned["variant"], tuned["at_edge"]))}
     prefix = "epochs_ratio_median" if primary == "epochs" else "final_test_accuracy_ratio_median"
     if primary == "test_accuracy" and "final_test_accuracy_diff" in tuned:  # accuracy as a difference in points
         prefix = "final_test_accuracy_diff"
@@ -236,6 +237,7 @@ def _expected_rows(problem_dir: Path) -> list[dict]:
         row = {
             "variant": variant,
             "learning_rate": rates[variant],
+            "at_edge": edges[variant],
             "success_rate": r["converged"].mean(),
             "epochs_median": s["epochs_median"],
             "final_test_accuracy": r["final_test_accuracy"].median() if "final_test_accuracy" in r else math.nan,
@@ -252,7 +254,7 @@ def _assert_study_matches_problem_dirs(out: Path) -> pd.DataFrame:
     for problem, rows in table.groupby("problem", sort=False):
         for expected, (_, got) in zip(_expected_rows(out / problem), rows.iterrows(), strict=True):
             for key, value in expected.items():
-                want = value if isinstance(value, str) else pytest.approx(value, nan_ok=True, rel=1e-12)
+                want = value if isinstance(value, (str, bool, np.bool_)) else pytest.approx(value, nan_ok=True, rel=1e-12)
                 assert got[key] == want, (problem, expected["variant"], key)
     return table
 
@@ -292,9 +294,11 @@ def test_the_verdict_counts_wins_flips_and_inconclusive_problems():
     for problem, winner in [("p1", "mse"), ("p2", "mse"), ("p3", "ce"), ("p4", "inconclusive")]:
         rows += [{"problem": problem, "variant": "ce", "baseline": "ce"}, {"problem": problem, "variant": "mse", "baseline": "ce", "winner": winner}]
     text = study.verdict(pd.DataFrame(rows))
-    assert "Across 4 problems" in text
+    assert "Across 4 problems" in text and "edge" not in text
     assert "mse vs ce (4 problems): mse better on 2 (p1, p2), ce better on 1 (p3), inconclusive on 1 (p4)" in text
     assert "The answer flips between problems for mse vs ce." in text
+    rows[3]["at_edge"] = True
+    assert "Tuned at the edge of its learning-rate grid (it may do better outside it): mse on p2." in study.verdict(pd.DataFrame(rows))
     rows = [r for r in rows if r["problem"] == "p4"]
     assert "No comparison was decided on any problem." in study.verdict(pd.DataFrame(rows), quick=True)
     assert "a look, not a verdict" in study.verdict(pd.DataFrame(rows), quick=True)
