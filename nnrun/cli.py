@@ -346,7 +346,7 @@ def _print_study(console, study, verdict: str) -> None:
     for col in ("problem", "primary", "variant", "lr", "success", "median epochs", "test acc.", "effect [95% CI]", "p", "winner"):
         table.add_column(col, justify="left" if col in ("problem", "primary", "variant", "winner") else "right")
     for r in study.itertuples(index=False):
-        fmt = report.ratio if r.effect_scale == "ratio" else (lambda x: f"{100 * x:+.1f} pts")
+        fmt = report.ratio if r.effect_scale == "ratio" else (lambda x: f"{x:+.1f} pts")
         effect = "" if r.variant == r.baseline else f"{fmt(r.effect)} [{fmt(r.effect_ci_low)}, {fmt(r.effect_ci_high)}]"
         table.add_row(
             r.problem, r.primary, r.variant, f"{r.learning_rate:g}", report.pct(r.success_rate), report.num(r.epochs_median),

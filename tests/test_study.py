@@ -422,3 +422,37 @@ def test_compare_reads_a_study_directory_as_its_problems(suite, tmp_path):
     result = runner.invoke(app, ["compare", str(out), "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert "xor-small" in result.output and "iris-small" in result.output
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finished_ones(suite, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long = _problem("xor-long", training={"epochs": 12000}, seeds=40, convergence={"stop_converged": False}, logging={"every": 500})
+    (suite / "c_long.yaml").write_text(yaml.safe_dump(long))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "nnrun", "study", str(suite), "--out", str(out), "--workers", "1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 120
+    while not (out / "xor-long" / "manifest.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the study never reached its third problem"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "partial"
+    assert json.loads((out / "xor-long" / "manifest.json").read_text())["status"] == "partial"
+    stamps = {name: (out / name / "runs.csv").stat().st_mtime_ns for name in ("xor-small", "iris-small")}
+
+    result = _study(str(suite), "--out", str(out), "--resume")
+    assert "[1/3] xor-small: skipped" in result.output and "[2/3] iris-small: skipped" in result.output
+    assert {name: (out / name / "runs.csv").stat().st_mtime_ns for name in stamps} == stamps
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    ref = tmp_path / "ref"
+    _study(str(suite), "--out", str(ref), "-q")
+    pd.testing.assert_frame_equal(pd.read_csv(out / "study.csv"), pd.read_csv(ref / "study.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "xor-long" / "runs.csv"), pd.read_csv(ref / "xor-long" / "runs.csv"))
