@@ -134,6 +134,19 @@ def _groups(runs: pd.DataFrame, keys: list[str]):
         yield (key if isinstance(key, tuple) else (key,)), g
 
 
+def by_rate(frame: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame``'s rows in the order of ``keys`` as they first appear in ``runs`` (sweep
+    cells, variants), then by learning rate: a search's later rounds slot in between."""
+    if not len(frame):
+        return frame
+    rank = {}
+    for k in keys:
+        first = {str(v): i for i, v in enumerate(pd.unique(runs[k].astype(str)))}
+        rank[f"_rank_{k}"] = frame[k].astype(str).map(first)
+    order = [*rank, "learning_rate"]
+    return frame.assign(**rank).sort_values(order, kind="stable").drop(columns=list(rank)).reset_index(drop=True)
+
+
 def budgets(runs: pd.DataFrame, budget: float | None = None) -> np.ndarray:
     """Each run's epoch budget: its swept training.epochs, the config's, or the most any ran."""
     if BUDGET_AXIS in runs.columns:
@@ -182,7 +195,7 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str = EPOCHS, budget:
                 row[f"{m}_q25"], row[f"{m}_q75"] = float(q25), float(q75)
         row["diverged"] = int((~ok).sum())
         rows.append(row)
-    return pd.DataFrame(rows)
+    return by_rate(pd.DataFrame(rows), runs, list(axes) + ["variant"])
 
 
 # ----------------------------------------------------------------------------- paired
@@ -415,10 +428,12 @@ def compare(
     keys = list(axes) + ["learning_rate"]
     for key, g in _groups(runs, keys):
         base = g[g["variant"] == baseline]
+        if base.empty:  # a rate only the variant tried (a search's round): nothing to pair with
+            continue
         for variant in [v for v in pd.unique(g["variant"]) if v != baseline]:
             p = _memo_paired(memo, (key[:-1], variant, key[-1], key[-1]), lambda: paired(g[g["variant"] == variant], base, metric, pair_on, budget))
             rows.append({"variant": variant, "baseline": baseline, **dict(zip(keys, key)), **stat_row(p, metric)})
-    return pd.DataFrame(rows)
+    return by_rate(pd.DataFrame(rows), runs, list(axes) + ["variant"])
 
 
 # ----------------------------------------------------------------------------- tuned
@@ -444,8 +459,9 @@ def _pick(cands: pd.DataFrame, metric: str) -> pd.Series:
 def best_rates(runs: pd.DataFrame, summary: pd.DataFrame, axes: list[str], metric: str = EPOCHS, pair_on: list[str] | None = None) -> pd.DataFrame:
     """Each variant's tuned learning rate per axes group, by TUNED_RULE: the summary row of
     that rate plus ``lr_low``/``lr_high`` (the tried rates either side, empty at an end),
-    ``at_edge`` (the lowest or highest rate tried), ``rates_tried``, ``eligible`` (how many
-    rates the rule kept) and ``rounds`` (1: one grid of rates)."""
+    ``at_edge`` (the lowest or highest rate tried: a search that ends there was stopped by
+    its limits or its rounds), ``rates_tried``, ``eligible`` (how many rates the rule kept)
+    and ``rounds`` (the search rounds that tried rates for it; 1 for a plain list)."""
     on = list(pair_on or ["seed"])
     keys = list(axes) + ["variant"]
     out = []
@@ -471,7 +487,7 @@ def best_rates(runs: pd.DataFrame, summary: pd.DataFrame, axes: list[str], metri
                 "at_edge": bool(i == 0 or i == len(lrs) - 1),
                 "rates_tried": len(lrs),
                 "eligible": len(eligible),
-                "rounds": 1,
+                "rounds": int(g["round"].nunique()) if "round" in g.columns and len(g) else 1,
             }
         )
     return pd.DataFrame(out)
@@ -530,4 +546,48 @@ def tuned(
                     **stat_row(p, metric),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- tuning budget
+
+
+def rate_weights(rates) -> np.ndarray:
+    """The share of the tried range (in log rate) each tried rate stands for: the interval
+    between the geometric midpoints to its neighbours, the ends up to the rate itself. A
+    search zooms in, so uniform weights would over-count the rates it crowded together."""
+    rates = np.asarray(rates, float)
+    order = np.argsort(rates)
+    x = np.log(rates[order])
+    if len(x) == 1:
+        return np.ones(1)
+    edges = np.r_[x[0], (x[1:] + x[:-1]) / 2, x[-1]]
+    w = np.empty(len(x))
+    w[order] = np.diff(edges) / (x[-1] - x[0])  # in the order the rates were given
+    return w
+
+
+def expected_best(values, weights, k: int) -> float:
+    """E[min of ``values`` over k draws with replacement, drawn with ``weights``]: with the
+    values sorted ascending, the j-th is the best of k draws with probability
+    S_j^k − S_{j+1}^k, where S_j is the weight of the j-th and all worse ones."""
+    order = np.argsort(values, kind="stable")
+    v, w = np.asarray(values, float)[order], np.asarray(weights, float)[order]
+    tail = np.r_[np.cumsum(w[::-1])[::-1], 0.0]  # S_j, S_{n+1} = 0
+    p = tail[:-1] ** k - tail[1:] ** k
+    return float(np.dot(p, v))
+
+
+def tuning_budget(summary: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Per (axes, variant) and k = 1 … rates tried: the expected best Kaplan–Meier median
+    epochs when k rates are drawn at random from the tried range, each weighted by the
+    log-range it stands for (Sivaprasad et al., ICML 2020: does one variant need more
+    tuning?). A median not reached counts as the budget, the least it could be."""
+    rows = []
+    for key, s in _groups(summary, list(axes) + ["variant"]):
+        s = s.sort_values("learning_rate")
+        med = s["epochs_median"].fillna(s["budget"]).to_numpy(float)
+        w = rate_weights(s["learning_rate"])
+        for k in range(1, len(s) + 1):
+            rows.append({**dict(zip(list(axes) + ["variant"], key)), "k": k, "expected_best_epochs": expected_best(med, w, k), "rates_tried": len(s)})
     return pd.DataFrame(rows)
