@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import api, gradcheck, report, stats
+from nnrun import api, gradcheck, report, stats, tuning
 from nnrun.config import load
 from nnrun.variants import VARIANTS
 
@@ -117,7 +117,7 @@ def sweep_part() -> tuple[str, dict]:
         result = api.execute(config, out=Path(tmp) / "default-sweep", workers=1, command=["docs/make_readme_tables.py"])
         runs, summary = result.runs, result.summary  # runs is read from disk: inside the with
     shared, tuned = result.comparison, result.tuned
-    best = stats.best_rates(runs, summary, [])
+    best = tuning.best_rates(runs, summary, [])
     lrs = [float(x) for x in config.first_rates()]  # both variants ran these; a search adds rates per variant
     search = config.search
     rates_text = (

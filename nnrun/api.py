@@ -163,7 +163,7 @@ def cell_runs(directory: Path, p: Plan, done: set[int]):
 def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int], list[float]]:
     """A search's next round: per (cell, variant index), the untried lattice neighbours of
     its tuned rate so far (empty once every neighbour is tried, or after max_rounds)."""
-    from nnrun import search, stats
+    from nnrun import search, stats, tuning
 
     s = p.config.search
     if s is None or p.rounds > s.max_rounds:
@@ -172,7 +172,7 @@ def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int]
     out = {}
     for cell, (config, runs) in zip(p.cells, cell_runs(directory, p, done)):
         summary = stats.summarize(runs, [], budget=config.training.epochs)
-        for _, best in stats.best_rates(runs, summary, []).iterrows():
+        for _, best in tuning.best_rates(runs, summary, []).iterrows():
             tried = sorted(summary.loc[summary["variant"] == best["variant"], "learning_rate"])
             rates = search.neighbours(float(best["learning_rate"]), tried, s)
             if rates:
@@ -221,7 +221,7 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
     from ``cells``: (config, runs) pairs whose groups do not span pairs."""
     import pandas as pd
 
-    from nnrun import stats
+    from nnrun import stats, tuning
 
     axes = axis_columns(config)
     baseline = config.variant_objects()[0].name
@@ -232,8 +232,8 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
         parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=budget, memo=memo))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
-        parts["tuning_budget"].append(stats.tuning_budget(summary, axes))
+        parts["tuned"].append(tuning.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
+        parts["tuning_budget"].append(tuning.tuning_budget(summary, axes))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnrun import stats
+from nnrun import stats, tuning
 from nnrun.config import Config, ConfigError, cells, hint, read_config
 from nnrun.results import ResultsError, find_results, read_manifest, read_runs
 
@@ -221,7 +221,7 @@ def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame | 
     each epoch, 1 − S(t), with its 95% log-log band (``low``, ``high``), from the same
     estimator as summary.csv. A censored run counts until the budget, so each curve ends
     at the estimated success rate rather than at 1."""
-    best = best if best is not None else stats.best_rates(runs, summary, [])
+    best = best if best is not None else tuning.best_rates(runs, summary, [])
     parts = []
     for _, b in best.iterrows():
         g = runs[(runs["variant"] == b["variant"]) & (runs["learning_rate"] == b["learning_rate"])]
@@ -585,14 +585,14 @@ class FigureSet:
     success: pd.DataFrame  # success_points
     epochs: pd.DataFrame  # epoch_points
     ecdf: pd.DataFrame  # ecdf_points
-    best: pd.DataFrame  # stats.best_rates: the tuned rate each survival curve is taken at
+    best: pd.DataFrame  # tuning.best_rates: the tuned rate each survival curve is taken at
 
 
 def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -> list[FigureSet]:
     """Everything the figures show, per group, computed from the stored results only."""
     out = []
     for g in groups(sweep, by):
-        best = stats.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
+        best = tuning.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
         budget = sweep.config.training.epochs
         out.append(FigureSet(g, curve_bands(g.runs, sweep.curves, metric), success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
     return out
@@ -635,7 +635,7 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
         if sweep.config.search:  # a search: how each variant depends on its rate, and how much tuning it needs
             figures["sensitivity"] = draw_sensitivity(g.summary, f.best, styles, title(sweep, g, "Sensitivity to the learning rate: every rate the search tried"), budget)
             figures["tuning-budget"] = draw_tuning_budget(
-                stats.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
+                tuning.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
             )
         written.extend(_save(fig, out / f"{stem}{g.slug}.{fmt}", fmt) for stem, fig in figures.items())
     return written

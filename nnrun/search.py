@@ -4,7 +4,7 @@ After its ``first`` rates, a search tries rates on one lattice, 10^(k/m) with m 
 points per decade (m from ``resolution``: 1.33 gives m = 8, neighbours 1.33× apart), so
 every cell and variant share exact values. Each round adds, per (sweep cell, variant), the
 untried lattice neighbours of that variant's current tuned rate (the tuned rule of
-``stats.best_rates``); a tuned rate at the top or bottom of the rates tried also reaches
+``tuning.best_rates``); a tuned rate at the top or bottom of the rates tried also reaches
 half a decade further out. A search ends when no (cell, variant) has an untried neighbour
 inside ``limits``, or after ``max_rounds`` rounds. Rounds are a deterministic function of
 the runs so far, so a search resumes, and gives the same rows, on any worker count.

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from nnrun import stats
+from nnrun import stats, tuning
 from nnrun.cli import app
 from nnrun.config import LRSearch
 from nnrun.search import lattice_rate, neighbours, steps_per_decade
@@ -148,7 +148,7 @@ def test_the_searched_optimum_agrees_with_a_dense_scan(tmp_path):
     assert r.exit_code == 0, r.output
     runs = pd.read_csv(dense / "runs.csv")
     summary = stats.summarize(runs, [], budget=10000)
-    best = stats.best_rates(runs, summary, []).set_index("variant")
+    best = tuning.best_rates(runs, summary, []).set_index("variant")
     searched_runs = pd.read_csv(out / "runs.csv")
     net_epochs = searched_runs.groupby("round")["epochs_run"].sum()
     assert net_epochs.sum() <= 3 * net_epochs.iloc[0]  # a search costs at most 3 first rounds
@@ -175,15 +175,15 @@ def test_tuning_budget_against_enumerating_every_draw():
     # log-range each rate stands for: geometric midpoints between neighbours, ends at the rates
     x = np.log([0.1, 0.3, 1.0, 10.0])
     cell = np.diff(np.r_[x[0], (x[1:] + x[:-1]) / 2, x[-1]]) / (x[-1] - x[0])
-    w = stats.rate_weights(rates)
+    w = tuning.rate_weights(rates)
     assert w == pytest.approx([cell[3], cell[0], cell[2], cell[1]]) and w.sum() == pytest.approx(1)
     for k in (1, 2, 3):
         brute = sum(np.prod(w[list(c)]) * medians[list(c)].min() for c in itertools.product(range(4), repeat=k))
-        assert stats.expected_best(medians, w, k) == pytest.approx(brute)
+        assert tuning.expected_best(medians, w, k) == pytest.approx(brute)
     summary = pd.DataFrame({"variant": "ce", "learning_rate": rates, "epochs_median": [np.nan, 50, 80, 30], "budget": 200.0})
-    tb = stats.tuning_budget(summary, [])
+    tb = tuning.tuning_budget(summary, [])
     assert list(tb["k"]) == [1, 2, 3, 4] and tb["expected_best_epochs"].is_monotonic_decreasing
-    assert tb["expected_best_epochs"].iloc[0] == pytest.approx(np.dot(stats.rate_weights(sorted(rates)), [50, 30, 80, 200]))
+    assert tb["expected_best_epochs"].iloc[0] == pytest.approx(np.dot(tuning.rate_weights(sorted(rates)), [50, 30, 80, 200]))
 
 
 def test_a_search_writes_its_tuning_budget_and_plots_sensitivity(tmp_path):
