@@ -17,7 +17,7 @@ from nnrun import plots, stats
 from nnrun.cli import app
 
 runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet"]
+TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--workers", "1", "--quiet"]
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
 BUDGET = 300  # the tiny sweeps' training.epochs
 STEMS = ["curves-ce", "success", "epochs", "ecdf"]
