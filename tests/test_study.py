@@ -456,3 +456,30 @@ def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finis
     _study(str(suite), "--out", str(ref), "-q")
     pd.testing.assert_frame_equal(pd.read_csv(out / "study.csv"), pd.read_csv(ref / "study.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(out / "xor-long" / "runs.csv"), pd.read_csv(ref / "xor-long" / "runs.csv"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_study_exits_130_and_prints_the_studys_resume_command(suite, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    long = _problem("xor-long", training={"epochs": 12000}, seeds=40, convergence={"stop_converged": False}, logging={"every": 500})
+    (suite / "c_long.yaml").write_text(yaml.safe_dump(long))
+    out = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "nnrun", "study", str(suite), "--out", str(out), "--workers", "1", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 120
+    while not (out / "xor-long" / "manifest.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the study never reached its third problem"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    text = " ".join(stderr.split())
+    assert "Traceback" not in stderr and f"saved in {out}" in text
+    assert f"nnrun study {suite} --workers 1 -q --out {out} --resume" in text
+    assert json.loads((out / "manifest.json").read_text())["status"] == "partial"
