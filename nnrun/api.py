@@ -169,10 +169,11 @@ def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int]
     if s is None or p.rounds > s.max_rounds:
         return {}
     names = [v.name for v in p.config.variant_objects()]
+    metric = p.config.primary_metric()  # the search tunes on what the tables will compare
     out = {}
     for cell, (config, runs) in zip(p.cells, cell_runs(directory, p, done)):
-        summary = stats.summarize(runs, [], budget=config.training.epochs)
-        for _, best in tuning.best_rates(runs, summary, []).iterrows():
+        summary = stats.summarize(runs, [], metric, budget=config.training.epochs)
+        for _, best in tuning.best_rates(runs, summary, [], metric).iterrows():
             tried = sorted(summary.loc[summary["variant"] == best["variant"], "learning_rate"])
             rates = search.neighbours(float(best["learning_rate"]), tried, s)
             if rates:
