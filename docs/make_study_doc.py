@@ -65,7 +65,7 @@ def study_table(study: pd.DataFrame) -> str:
     for r in study.itertuples(index=False):
         better = "" if r.variant == r.baseline else r.winner
         lines.append(
-            f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:g}{' †' if r.at_edge else ''} | {pct(r.success_rate, 0)} | "
+            f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:.4g}{' †' if r.at_edge else ''} | {pct(r.success_rate, 0)} | "
             f"{epochs(r.epochs_median)} | {pct(r.final_test_accuracy)} | {effect(r)} | {'' if r.variant == r.baseline else pvalue(r.p)} | {better} |"
         )
     return "\n".join(lines)
@@ -126,8 +126,9 @@ def document(study: pd.DataFrame, anchors: pd.DataFrame, run: dict) -> str:
         "docs/anchors.csv; tests/test_study_doc.py fails when this file and those drift apart. -->",
         "",
         f"`nnrun study` ran the built-in suite (`configs/suite/`, {study['problem'].nunique()} problems) at its default size: each "
-        "problem's own results directory, every variant at every learning rate of its config's grid, each variant then "
-        "taken at its own tuned learning rate and compared, paired by seed, with the baseline (`ce` for binary problems, "
+        "problem's own results directory, every variant trained at every learning rate of its config's grid (the "
+        "problems judged by time to success search their rates: a coarse grid, then rounds on a log lattice around "
+        "each variant's tuned rate), each variant then taken at its own tuned learning rate and compared, paired by seed, with the baseline (`ce` for binary problems, "
         "`ce-softmax` for multiclass ones) on the metric the config names in advance: epochs to success where the problem "
         "has no test split, final test accuracy where it has one. Effects are per seed, variant against baseline: "
         "ratios (×; below 1: fewer epochs, or lower test accuracy) or differences in points (pts), with 95% bootstrap "

@@ -353,7 +353,7 @@ def _print_study(console, study, verdict: str) -> None:
         fmt = report.ratio if r.effect_scale == "ratio" else (lambda x: f"{x:+.1f} pts")
         effect = "" if r.variant == r.baseline else f"{fmt(r.effect)} [{fmt(r.effect_ci_low)}, {fmt(r.effect_ci_high)}]"
         table.add_row(
-            r.problem, r.primary, r.variant, f"{r.learning_rate:g}", report.pct(r.success_rate), report.num(r.epochs_median),
+            r.problem, r.primary, r.variant, f"{r.learning_rate:.4g}", report.pct(r.success_rate), report.num(r.epochs_median),
             "n/a" if r.final_test_accuracy != r.final_test_accuracy else f"{100 * r.final_test_accuracy:.1f}%", effect, "" if r.variant == r.baseline else report.pvalue(r.p),
             "(baseline)" if r.variant == r.baseline else r.winner,
         )  # fmt: skip

@@ -39,7 +39,7 @@ def test_the_committed_study_csv_is_a_full_default_study():
 def test_every_table_row_appears_in_the_document(doc):
     text = (DOCS / "study.md").read_text(encoding="utf-8")
     for r in pd.read_csv(DOCS / "study.csv").itertuples(index=False):
-        assert f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:g}{' †' if r.at_edge else ''} | {doc.pct(r.success_rate, 0)} |" in text
+        assert f"| {r.problem.removeprefix('suite-')} | {r.primary} | `{r.variant}` | {r.learning_rate:.4g}{' †' if r.at_edge else ''} | {doc.pct(r.success_rate, 0)} |" in text
 
 
 def test_check_fails_on_a_drifted_document(doc, tmp_path, monkeypatch):
