@@ -1,7 +1,8 @@
 """The Typer app: thin commands, and the only place that prints errors and sets exit codes.
 
 Exit codes: 0 success; 1 a check failed (gradcheck) or an internal error; 2 bad usage,
-config, data or results directory; 130 on Ctrl-C after saving what finished.
+config, data or results directory; 130 on Ctrl-C and 143 on SIGTERM, after saving what
+finished.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+
+from nnrun import signals
 
 app = typer.Typer(
     name="nnrun",
@@ -46,8 +49,18 @@ def _error(message: str) -> None:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn nnrun's own exceptions into a one-paragraph message and the right exit code."""
+    """Turn nnrun's own exceptions into a one-paragraph message and the right exit code;
+    a signal stops the command at once (reading commands: their writes are atomic)."""
+    return _friendly(fn, signals.interruptible)
 
+
+def friendly_run(fn: Callable) -> Callable:
+    """``friendly`` for train and sweep: a signal is left to ``execute``, which stops where
+    what finished is saved and says how to resume."""
+    return _friendly(fn, signals.deferred)
+
+
+def _friendly(fn: Callable, signal_policy: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from nnrun.api import Interrupted
@@ -55,19 +68,23 @@ def friendly(fn: Callable) -> Callable:
         from nnrun.datasets import DataError
         from nnrun.results import ResultsError
 
+        # Interrupt messages are written without rich: a signal may have cut its import short.
         try:
-            return fn(*args, **kwargs)
+            with signal_policy():
+                value = fn(*args, **kwargs)
+            signals.check()  # a signal recorded while the command could not stop still counts
+            return value
         except (typer.Exit, typer.Abort):
             raise
         except (ConfigError, DataError, ResultsError) as exc:
             _error(_escape(str(exc)))
             raise typer.Exit(2) from None
         except Interrupted as exc:
-            _console(stderr=True).print(f"Interrupted. Finished runs are saved in {exc.path} (status: partial).\nResume with:\n  {exc.resume_command}", markup=False)
-            raise typer.Exit(130) from None
-        except KeyboardInterrupt:
-            _console(stderr=True).print("Interrupted.", markup=False)
-            raise typer.Exit(130) from None
+            _plain_stderr(exc.message())
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt as exc:
+            _plain_stderr("Interrupted.")
+            raise typer.Exit(signals.exit_code(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on the terminal
             fd, path = tempfile.mkstemp(prefix="nnrun-crash-", suffix=".txt")
             with os.fdopen(fd, "w") as fh:
@@ -76,6 +93,11 @@ def friendly(fn: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _plain_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _escape(text: str) -> str:
@@ -89,6 +111,7 @@ def _workers(workers: int | None) -> int:
 
 
 def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None) -> None:
+    """train and sweep, with signals deferred: ``execute`` stops where it is safe."""
     from nnrun import api
     from nnrun.config import load
 
@@ -113,6 +136,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
             command=["nnrun", *sys.argv[1:]],
             progress=progress_cb,
             chunk_runs=chunk_runs,
+            config_path=config_path,
         )
     finally:
         if bar is not None:
@@ -122,6 +146,8 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
 
         report.print_run(console, result)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
+    if signals.pending() is not None:  # arrived while the tables were shown: the run is whole
+        raise api.Interrupted(result.path, "", signum=signals.pending(), runs_done=int(result.manifest.get("runs_done", 0)), status=result.status)
 
 
 def _progress_bar():
@@ -155,7 +181,7 @@ def _progress_bar():
 
 
 @app.command()
-@friendly
+@friendly_run
 def train(
     config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
     set_: SetOpt = None,
@@ -172,7 +198,7 @@ def train(
 
 
 @app.command()
-@friendly
+@friendly_run
 def sweep(
     config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config (default: the built-in XOR sweep).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", help="A sweep axis from the command line: --grid model.hidden=[2],[4],[8]; repeatable.")] = None,
@@ -300,6 +326,7 @@ def main() -> None:
     """The console script. Once a command has returned, every file it wrote is closed, so
     the process ends with ``os._exit``: the interpreter's teardown of NumPy, SciPy and
     pandas (~0.2 s, measured in benchmarks/) would only delay the prompt."""
+    signals.install()  # nnrun.__main__ did it before importing this module; a script made by an older install did not
     try:
         app()
         code = 0
@@ -310,6 +337,9 @@ def main() -> None:
     elif not isinstance(code, int):  # sys.exit("message") semantics
         print(code, file=sys.stderr)
         code = 1
+    if code == 0 and signals.pending() is not None:  # e.g. during --help: stopped all the same
+        _plain_stderr("Interrupted.")
+        code = 128 + signals.pending()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from nnrun import locks
 from nnrun.cli import app
 
 runner = CliRunner()
@@ -92,7 +93,8 @@ def _wait_for_chunks(out: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 def _every_file_parses(out: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "partial"
+    assert manifest["status"] == "running"  # killed: nobody could say otherwise, and its lock is free
+    assert not locks.is_held(out)
     yaml.safe_load((out / "config.yaml").read_text())
     for path in out.rglob("*"):
         # A write cut off by the kill leaves only its hidden temporary file, never a torn
@@ -114,7 +116,7 @@ def test_sigkill_midway_then_resume_gives_identical_rows(write_config, tmp_path,
     _wait_for_chunks(out, 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    if workers == "2":  # orphaned pool workers die when their parent's pipe closes
+    if workers == "2":  # pool workers die with their parent (parent-death signal)
         time.sleep(0.5)
     done = len(list((out / "journal").glob("chunk-*.npz")))
     assert 3 <= done < 20, f"the kill must land midway, but {done} of 20 chunks were done"
@@ -208,9 +210,26 @@ def test_resume_needs_out_and_a_run_directory(write_config, tmp_path):
     config = write_config()
     result = runner.invoke(app, ["train", str(config), "--resume"])
     assert result.exit_code == 2 and "--out" in result.output
-    (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(tmp_path / "empty")])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a run")
+    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(tmp_path / "other")])
     assert result.exit_code == 2 and "manifest.json" in result.output
+    assert (tmp_path / "other" / "notes.txt").read_text() == "not a run"
+
+
+@pytest.mark.parametrize("made", [False, True])
+def test_resume_of_a_run_stopped_before_its_directory_existed_starts_it(write_config, tmp_path, made):
+    """A signal during start-up prints a resume command for a directory that may not exist
+    (or an empty one the user made, or one holding a cut-off temporary file): it runs."""
+    config = write_config()
+    out = tmp_path / "never"
+    if made:
+        out.mkdir()
+        (out / ".manifest.json.abc.tmp").write_text("{")
+    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    assert not list(out.glob(".*")), "no temporary file or lock is left"
 
 
 def test_chunking_does_not_change_rows(write_config, tmp_path):
