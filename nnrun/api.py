@@ -338,18 +338,9 @@ def execute(
 
 def _check_new(out: Path, resume: bool) -> None:
     """A new run needs a new or empty --out (``resume`` of one that never started too)."""
-    if out.exists() and not out.is_dir():
-        raise ResultsError(f"{out}: exists and is not a directory; --out must name a new or empty directory")
-    if not _is_empty(out):
-        if resume:
-            raise ResultsError(f"{out / 'manifest.json'}: missing; {out} is not an nnrun results directory, so there is nothing to resume in it. Choose the directory of the interrupted run")
-        hint = " (add --resume to finish it)" if (out / "manifest.json").exists() else ""
-        raise ResultsError(f"{out}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
-
-
-def _is_empty(directory: Path) -> bool:
-    """Missing, or holding nothing but the temporary files of writes a kill cut off."""
-    return not directory.exists() or all(p.name.startswith(".") and p.name.endswith(".tmp") for p in directory.iterdir())
+    if resume and out.is_dir() and not rs.is_empty_dir(out):
+        raise ResultsError(f"{out / 'manifest.json'}: missing; {out} is not an nnrun results directory, so there is nothing to resume in it. Choose the directory of the interrupted run")
+    rs.require_new_dir(out, " (add --resume to finish it)" if (out / "manifest.json").exists() else "")
 
 
 def _create(out: Path, config: Config, manifest: dict) -> None:

@@ -283,9 +283,9 @@ def compare(
     metric: Annotated[str, typer.Option("--metric", help="epochs (to converge) or any final_* column.")] = "epochs",
     by: Annotated[Optional[list[str]], typer.Option("--by", help="Group rows by this column instead of the sweep axes; repeatable.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown, latex or json.")] = "table",
-    out: OutOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also save the tables as summary.csv, comparison.csv and tuned.csv in this new or empty directory.")] = None,
 ) -> None:
-    """Read results directories and print the comparison tables (never retrains)."""
+    """Read results directories and print the comparison tables (never retrains, never changes them)."""
     from nnrun.compare import run_compare
 
     run_compare(results, baseline=baseline, metric=metric, by=by, fmt=fmt, out=out, console=_console())
@@ -310,7 +310,7 @@ def gradcheck(
 @friendly
 def plot(
     results: Annotated[list[Path], typer.Argument(help="Results directories, or folders to search below.")],
-    out: OutOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the figures into this new or empty directory instead of each results directory's plots/ (one subfolder per directory when there are several).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
     metric: Annotated[str, typer.Option("--metric", help="Curve yardstick: ce or mse.")] = "ce",
     by: Annotated[Optional[list[str]], typer.Option("--by", help="One figure set per value of this column; repeatable.")] = None,
@@ -318,8 +318,11 @@ def plot(
     """Write convergence figures from stored results (never retrains)."""
     from nnrun.plots import run_plots
 
-    for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by):
+    notes: list[str] = []
+    for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by, notes=notes):
         _console().print(f"wrote {path}", markup=False, soft_wrap=True)
+    for note in notes:
+        _console(stderr=True).print(f"note: {note}", markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -356,6 +356,21 @@ def _hidden_or_journal(parts: tuple[str, ...]) -> bool:
     return JOURNAL in parts or any(part.startswith(".") for part in parts)
 
 
+def is_empty_dir(directory: Path) -> bool:
+    """Missing, or holding nothing but the temporary files of writes a kill cut off."""
+    directory = Path(directory)
+    return not directory.exists() or (directory.is_dir() and all(p.name.startswith(".") and p.name.endswith(".tmp") for p in directory.iterdir()))
+
+
+def require_new_dir(directory: Path, hint: str = "") -> None:
+    """--out must name a new or empty directory: nnrun never overwrites what is there."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ResultsError(f"{directory}: exists and is not a directory; --out must name a new or empty directory")
+    if not is_empty_dir(directory):
+        raise ResultsError(f"{directory}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
+
+
 def find_results(paths: list[Path]) -> list[Path]:
     """Every results directory (one holding manifest.json) at or below each path, each once."""
     if not paths:
