@@ -38,6 +38,21 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted
 ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from nnrun import ARITHMETIC, __version__
+
+        typer.echo(f"nnrun {__version__} (arithmetic revision {ARITHMETIC}: results resume only under the same revision)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and the arithmetic revision, then exit.")] = False,
+) -> None:
+    pass
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -323,6 +338,40 @@ def plot(
         _console().print(f"wrote {path}", markup=False, soft_wrap=True)
     for note in notes:
         _console(stderr=True).print(f"note: {note}", markup=False, soft_wrap=True)
+
+
+@app.command("ls")
+@friendly
+def ls(results: Annotated[Path, typer.Argument(help="A folder to search below (a results directory also works).")] = Path("results")) -> None:
+    """List the experiments below a folder, newest first: status, runs done, start, wall time, command."""
+    from rich.table import Table
+
+    from nnrun.results import listing
+
+    entries = listing(results)
+    if not entries:
+        _console().print(f"no nnrun experiments below {results}", markup=False)
+        return
+    table = Table(title=f"experiments below {results} (newest first)")
+    for col in ("status", "runs", "started", "wall", "command", "directory"):
+        table.add_column(col, justify="right" if col in ("runs", "wall") else "left", overflow="fold")
+    for e in entries:
+        if e["status"] == "damaged":
+            table.add_row("damaged", "", "", "", e["problem"], str(e["path"]))
+            continue
+        status = f"running (PID {e['pid']})" if e["status"] == "running" else e["status"]
+        table.add_row(status, f"{e['runs_done']}/{e['runs_total']}", e["started"], _duration(e["wall_seconds"]), e["command"], str(e["path"]))
+    _console().print(table)
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return ""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {s:02d}s"
 
 
 def main() -> None:

@@ -371,6 +371,58 @@ def require_new_dir(directory: Path, hint: str = "") -> None:
         raise ResultsError(f"{directory}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
 
 
+def results_below(path: Path) -> list[Path]:
+    """The results directories (those holding manifest.json) at or below ``path``."""
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    if (path / "manifest.json").is_file():
+        return [path]
+    return sorted(m.parent for m in path.rglob("manifest.json") if m.is_file() and not _hidden_or_journal(m.relative_to(path).parts[:-1]))
+
+
+def listing(path: Path) -> list[dict]:
+    """``nnrun ls``: one entry per experiment at or below ``path``, newest first, read only.
+
+    ``status`` is the manifest's, except that a ``running`` one whose lock no live process
+    holds is ``interrupted`` (killed, or its machine went down); ``--resume`` finishes it.
+    """
+    from nnrun import locks
+
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or directory")
+    entries = []
+    for directory in results_below(path):
+        try:
+            m = read_manifest(directory)
+        except ResultsError as exc:
+            entries.append({"path": directory, "status": "damaged", "problem": str(exc), "started": ""})
+            continue
+        status = m["status"]
+        wall = m.get("wall_seconds")
+        if status == "running":
+            if locks.is_held(directory):
+                since = (m.get("resumed") or [m.get("started")])[-1]
+                with contextlib.suppress(TypeError, ValueError):
+                    wall = (datetime.now(timezone.utc) - datetime.fromisoformat(since)).total_seconds()
+            else:
+                status = "interrupted"
+        entries.append(
+            {
+                "path": directory,
+                "status": status,
+                "runs_done": m.get("runs_done"),
+                "runs_total": m.get("runs_total"),
+                "started": str(m.get("started") or ""),
+                "wall_seconds": wall,
+                "command": m.get("command", ""),
+                "pid": locks.holder(directory) if status == "running" else None,
+            }
+        )
+    return sorted(entries, key=lambda e: e["started"], reverse=True)
+
+
 def find_results(paths: list[Path]) -> list[Path]:
     """Every results directory (one holding manifest.json) at or below each path, each once."""
     if not paths:
@@ -380,12 +432,7 @@ def find_results(paths: list[Path]) -> list[Path]:
         p = Path(p)
         if not p.exists():
             raise ResultsError(f"{p}: no such file or directory")
-        if p.is_file():
-            p = p.parent
-        if (p / "manifest.json").is_file():
-            hits = [p]
-        else:
-            hits = sorted(m.parent for m in p.rglob("manifest.json") if m.is_file() and not _hidden_or_journal(m.relative_to(p).parts[:-1]))
+        hits = results_below(p)
         if not hits:
             raise ResultsError(f"{p}: no nnrun results directory (one with a manifest.json) at or below it; run `nnrun train CONFIG` first")
         found.extend(h for h in hits if h not in found)
