@@ -316,14 +316,13 @@ def execute(
     command = command if command is not None else sys.argv
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
-    given = out is not None
-    out = out if given else results_dir(config, root)
+    out = out if out is not None else results_dir(config, root)
     with signals.handled():
         try:
             signals.check()
-        except KeyboardInterrupt as exc:
-            raise Interrupted(None, shlex.join(_resume_command(command, out) if given else command), signum=signals.pending()) from None
-        if resume and (out / "manifest.json").exists():
+        except KeyboardInterrupt:
+            raise Interrupted(None, shlex.join(command), signum=signals.pending()) from None
+        if resume and (out / "manifest.json").is_file():  # (no manifest: _check_resumable says why)
             try:
                 locks.acquire(out)
             except locks.Locked as exc:
@@ -334,13 +333,6 @@ def execute(
             return _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path)
         finally:
             locks.release(out)
-
-
-def _check_new(out: Path, resume: bool) -> None:
-    """A new run needs a new or empty --out (``resume`` of one that never started too)."""
-    if resume and out.is_dir() and not rs.is_empty_dir(out):
-        raise ResultsError(f"{out / 'manifest.json'}: missing; {out} is not an nnrun results directory, so there is nothing to resume in it. Choose the directory of the interrupted run")
-    rs.require_new_dir(out, " (add --resume to finish it)" if (out / "manifest.json").exists() else "")
 
 
 def _create(out: Path, config: Config, manifest: dict) -> None:
@@ -371,8 +363,7 @@ def _create(out: Path, config: Config, manifest: dict) -> None:
 
 def _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path) -> RunResult:
     started = time.time()
-    existing = resume and (out / "manifest.json").exists()
-    if existing:
+    if resume:
         manifest = _check_resumable(out, config)
         if manifest.get("status") == "complete":
             return load(out)
@@ -384,7 +375,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
         done = rs.journal_done(out)
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:
-        _check_new(out, resume)
+        rs.require_new_dir(out, " (add --resume to finish it)" if (out / "manifest.json").exists() else "")
         p = make_plan(config, chunk_runs=chunk_runs, workers=workers)
         done = set()
         prior_wall = 0.0
@@ -404,7 +395,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
             "wall_seconds": prior_wall,
         }
     )
-    if existing:
+    if resume:
         manifest.setdefault("resumed", []).append(rs.now())
         rs.write_text(out / "config.yaml", config.dump_yaml())
         rs.write_json(out / "manifest.json", manifest)

@@ -237,13 +237,17 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check a config (and its data) without running it."""
+    from nnrun.api import preflight
     from nnrun.config import load, n_runs
-    from nnrun.executor import load_data, plan
+    from nnrun.datasets import DataError
+    from nnrun.executor import plan
 
     cfg = load(config, set_ or [])
     p = plan(cfg)
-    for cell in p.cells:
-        load_data(cell.config)
+    try:
+        preflight(p)  # the data and any weights file it names, exactly as a run loads them
+    except DataError as exc:
+        raise DataError(f"{config}: not valid: {exc}") from None
     _console().print(f"{config}: valid — {n_runs(cfg)} runs ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {len(cfg.learning_rates)} learning rates × {len(cfg.seed_list())} seeds)", markup=False)
 
 
@@ -282,8 +286,8 @@ def datasets() -> None:
 
 @app.command()
 @friendly
-def init(directory: Annotated[Path, typer.Argument(help="Where to write the example configs.")] = Path("configs")) -> None:
-    """Write commented example configs to start from."""
+def init(directory: Annotated[Path, typer.Argument(help="Where to write the example configs (default: configs/).")] = Path("configs")) -> None:
+    """Write commented example configs (example.yaml, xor.yaml) to start from; never overwrites a file."""
     from nnrun.examples import write_examples
 
     for path in write_examples(directory):

@@ -138,7 +138,48 @@ def test_validate_variants_datasets_init(write_config, tmp_path):
 def test_configs_directory_all_validate():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         result = runner.invoke(app, ["validate", str(path)])
+        init = (yaml.safe_load(path.read_text()).get("model") or {}).get("init") or {}
+        if init.get("scheme") == "file" and not (path.parent / init["path"]).exists():  # its pretraining has not run here
+            assert result.exit_code == 2 and "no such weights file" in result.output, (path, result.output)
+            continue
         assert result.exit_code == 0, (path, result.output)
+
+
+def test_validate_checks_the_files_a_config_names(write_config, tmp_path):
+    config = write_config(model={"hidden": [4], "init": {"scheme": "file", "path": "missing.npz"}})
+    result = runner.invoke(app, ["validate", str(config)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{config}: not valid" in text and "missing.npz: no such weights file (model.init.path)" in text
+    config = write_config(dataset={"name": "csv", "path": "nowhere.csv", "target": "y"})
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2 and "nowhere.csv" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--grid", "model.hidden=[2, 4]"], ["gives one value", "--grid model.hidden=[2],[4]", "--set model.hidden=[2,4]"]),
+        (["--grid", "model.hidden=2,4"], ["model.hidden takes a list", "--grid model.hidden=[2],[4]"]),
+        (["training.epochs=500"], ["no such config file", "--set training.epochs=500"]),
+    ],
+)
+def test_grid_and_positional_override_mistakes_get_the_spelling_meant(tmp_path, args, words):
+    result = runner.invoke(app, ["sweep", *args, "--out", str(tmp_path / "o")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and all(w in text for w in words), text
+    assert not (tmp_path / "o").exists()
+
+
+def test_init_where_examples_exist_explains_and_names_a_free_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "xor.yaml").write_text("mine")
+    result = runner.invoke(app, ["init"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "never overwrites" in text and "example.yaml and xor.yaml" in text
+    suggested = text.split("e.g. nnrun init ")[1].split()[0]
+    assert runner.invoke(app, ["init", suggested]).exit_code == 0
+    assert (tmp_path / "configs" / "xor.yaml").read_text() == "mine"
 
 
 def test_shipped_xor_config_is_the_default_sweep():

@@ -217,19 +217,28 @@ def test_resume_needs_out_and_a_run_directory(write_config, tmp_path):
     assert (tmp_path / "other" / "notes.txt").read_text() == "not a run"
 
 
-@pytest.mark.parametrize("made", [False, True])
-def test_resume_of_a_run_stopped_before_its_directory_existed_starts_it(write_config, tmp_path, made):
-    """A signal during start-up prints a resume command for a directory that may not exist
-    (or an empty one the user made, or one holding a cut-off temporary file): it runs."""
-    config = write_config()
-    out = tmp_path / "never"
-    if made:
-        out.mkdir()
-        (out / ".manifest.json.abc.tmp").write_text("{")
-    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(out), "-q"])
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
-    assert not list(out.glob(".*")), "no temporary file or lock is left"
+def test_a_signal_before_the_run_starts_saves_nothing_and_gives_the_command_again(write_config, tmp_path, monkeypatch):
+    import nnrun.config
+
+    from nnrun import signals
+
+    config, out = write_config(), tmp_path / "never"
+    real_load = nnrun.config.load
+
+    def load_and_get_sigterm(*args, **kwargs):  # a SIGTERM while the config is read
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(nnrun.config, "load", load_and_get_sigterm)
+    args = ["train", str(config), "--out", str(out), "-q"]
+    monkeypatch.setattr(sys, "argv", ["nnrun", *args])  # what the command line would have been
+    with signals.handled():
+        result = runner.invoke(app, args)
+    assert result.exit_code == 143, result.output
+    text = " ".join(result.output.split())
+    assert "Interrupted (SIGTERM) before the run started; no runs were saved" in text
+    assert f"Start it again with: nnrun train {config} --out {out} -q" in text and "--resume" not in text
+    assert not out.exists()
 
 
 def test_chunking_does_not_change_rows(write_config, tmp_path):
