@@ -467,6 +467,14 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
     return RunResult(out, config, *tables, manifest=manifest)
 
 
+def default_workers() -> int:
+    """All cores where worker processes fork; 1 where they are fresh interpreters that
+    import the caller's script (a notebook or unguarded script would start itself again)."""
+    import multiprocessing
+
+    return (os.cpu_count() or 1) if "fork" in multiprocessing.get_all_start_methods() else 1
+
+
 def _import_stats() -> None:
     """pandas and scipy.stats take ~0.6 s to import: load them while the workers train."""
     import nnrun.stats  # noqa: F401  (imports pandas too)
@@ -485,9 +493,10 @@ def _resume_command(command: list[str], out: Path) -> list[str]:
 
 
 def run(source, **overrides) -> RunResult:
-    """Python API: ``nnrun.run("configs/xor.yaml", training__epochs=500, out="tmp/x")``."""
+    """Python API: ``nnrun.run("configs/xor.yaml", training__epochs=500, out="tmp/x")``;
+    ``nnrun.run``'s docstring says what ``out`` and ``workers`` do."""
     out = overrides.pop("out", None)
-    workers = overrides.pop("workers", 1)
+    workers = overrides.pop("workers", default_workers())
     sets = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
     config = load_config(None if source is None else source, sets, default=default_config())
     return execute(config, out=Path(out) if out else None, workers=workers, command=["nnrun.run", str(source)])

@@ -195,6 +195,42 @@ def test_python_api(tmp_path, write_config):
     assert res.path == tmp_path / "api"
     assert len(res.runs) == 16 and res.runs["epochs_run"].max() <= 50
     assert {"success_rate", "epochs_median"} <= set(res.summary.columns)
+    assert "out" in nnrun.run.__doc__ and "workers" in nnrun.run.__doc__ and '__name__ == "__main__"' in nnrun.run.__doc__
+
+
+def test_python_run_uses_the_clis_worker_count_where_processes_fork(monkeypatch, write_config):
+    import multiprocessing
+
+    import nnrun.api
+
+    seen = {}
+    monkeypatch.setattr(nnrun.api, "execute", lambda config, **kw: seen.update(kw))
+    nnrun.run(str(write_config()))
+    forks = "fork" in multiprocessing.get_all_start_methods()
+    assert seen["workers"] == ((__import__("os").cpu_count() or 1) if forks else 1)
+    nnrun.run(str(write_config()), workers=3)
+    assert seen["workers"] == 3
+
+
+def test_python_load_gives_an_experiment_complete_or_partial(tmp_path, write_config):
+    done = nnrun.run(str(write_config()), training__epochs=50, out=str(tmp_path / "done"), workers=1)
+    loaded = nnrun.load(tmp_path / "done")
+    assert loaded.status == "complete" and loaded.config == done.config and loaded.manifest == json.loads((tmp_path / "done" / "manifest.json").read_text())
+    pd.testing.assert_frame_equal(loaded.runs, done.runs)
+    for name in ("summary", "comparison", "tuned"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), pd.read_csv(tmp_path / "done" / f"{name}.csv"))
+    assert len(loaded.summary) == 4
+
+    partial = tmp_path / "partial"  # as an interrupted run leaves it: some rows, no tables yet
+    partial.mkdir()
+    (partial / "config.yaml").write_bytes((tmp_path / "done" / "config.yaml").read_bytes())
+    done.runs.iloc[:6].to_csv(partial / "runs.csv", index=False)
+    manifest = {**done.manifest, "status": "partial", "runs_done": 6, "finished": None}
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    p = nnrun.load(partial)
+    assert p.status == "partial" and len(p.runs) == 6 and p.summary.empty and p.comparison.empty and p.tuned.empty
+    (partial / "runs.csv").unlink()  # interrupted before its first rows
+    assert nnrun.load(partial).runs.empty
 
 
 def test_python_m_nnrun_and_console_script(tmp_path):
