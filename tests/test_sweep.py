@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import live_processes
 from nnrun import locks
 from nnrun.cli import app
 
@@ -161,15 +162,7 @@ def test_ctrl_c_saves_partial_exits_130_and_prints_the_resume_command(write_conf
 
 def _children(pid: int) -> set[int]:
     """Live processes whose parent is ``pid`` (from /proc)."""
-    kids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.add(int(stat.parent.name))
-    return kids
+    return {child for child, fields in live_processes() if int(fields[1]) == pid}
 
 
 def _alive(pid: int) -> bool:
