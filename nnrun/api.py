@@ -341,8 +341,14 @@ def _create(out: Path, config: Config, manifest: dict) -> None:
     import tempfile
 
     if out.exists():  # an empty directory the user made: fill it in place, manifest first
+        try:
+            locks.acquire(out)
+        except locks.Locked as exc:
+            raise ResultsError(f"{out}: another nnrun (PID {exc.pid}) is starting a run there; choose another --out") from None
+        if (out / "manifest.json").exists():  # it won the race before we took the lock
+            locks.release(out)
+            rs.require_new_dir(out)
         rs.remove_temporaries(out)
-        locks.acquire(out)
         rs.write_json(out / "manifest.json", manifest)
         rs.write_text(out / "config.yaml", config.dump_yaml())
         return
