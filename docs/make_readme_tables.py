@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import api, gradcheck, stats
+from nnrun import api, gradcheck, report, stats, tuning
 from nnrun.config import load
 from nnrun.variants import VARIANTS
 
@@ -52,24 +52,35 @@ def pvalue(p: float) -> str:
 
 
 def lr_text(lr: float) -> str:
-    return f"{lr:g}"
+    return f"{lr:.4g}"  # lattice rates such as 2.37137370566 read as 2.371
 
 
 def ci(low: float, high: float, fmt=pct) -> str:
     return "" if not (np.isfinite(low) and np.isfinite(high)) else f" [{fmt(low).rstrip('×')}, {fmt(high).rstrip('×')}]"
 
 
-def epochs_iqr(row) -> str:
-    if not np.isfinite(row["epochs_median"]):
-        return "n/a"
-    return f"{epochs(row['epochs_median'])} [{epochs(row['epochs_q25'])}–{epochs(row['epochs_q75'])}]"
+def km_median(row) -> str:
+    """The Kaplan–Meier median with its 95% CI, '> budget' where it was not reached."""
+    return report.median_cell(row)
 
 
-def faster(r, low: float, high: float) -> str:
-    """Who was faster, judged by the ratio's CI: 'mse was faster' / 'ce was faster' / 'no clear difference'."""
-    if np.isfinite(low) and np.isfinite(high) and low <= 1 <= high:
-        return "with no clear difference"
-    return f"so `{OTHER if r < 1 else BASELINE}` was faster"
+def ratio_text(row) -> str:
+    """The paired median ratio with its CI ('4.89× [4.85, 4.97]', '< 0.01× [0, 0]')."""
+    return report.effect_cell(row)
+
+
+def faster(row) -> str:
+    """Who was faster, judged by the median ratio's CI and by the signed-rank test on the same pairs."""
+    r, low, high, p = row["epochs_ratio_median"], row["epochs_ratio_ci_low"], row["epochs_ratio_ci_high"], row["wilcoxon_p"]
+    leader = OTHER if r < 1 else BASELINE
+    if not (low <= 1 <= high):  # NaN ends compare False: no CI, no claim from it
+        return f"so `{leader}` was faster" if np.isfinite(low) else "(too few seeds for a CI)"
+    if p < stats.ALPHA:
+        return (
+            f"a median whose CI includes 1, though the signed-rank test on the same pairs (p {pvalue(p)}) finds "
+            f"`{leader}` faster on balance, on {pct(row['win_rate'] if leader == OTHER else 1 - row['win_rate'])} of seeds"
+        )
+    return "with no clear difference"
 
 
 # ----------------------------------------------------------------------------- gradcheck
@@ -105,48 +116,71 @@ def sweep_part() -> tuple[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         result = api.execute(config, out=Path(tmp) / "default-sweep", workers=1, command=["docs/make_readme_tables.py"])
         runs, summary = result.runs, result.summary  # runs is read from disk: inside the with
-    shared = stats.compare(runs, [], BASELINE)
-    best = stats.best_learning_rates(summary, [])
-    tuned = stats.tuned(runs, summary, [], BASELINE)
-    lrs = [float(x) for x in config.learning_rates]
+    shared, tuned = result.comparison, result.tuned
+    best = tuning.best_rates(runs, summary, [])
+    lrs = [float(x) for x in config.first_rates()]  # both variants ran these; a search adds rates per variant
+    search = config.search
+    rates_text = (
+        f"a learning-rate search per variant (first {', '.join(lr_text(x) for x in lrs)}, then rounds on a log lattice "
+        f"{search.resolution:g}× apart around each variant's tuned rate, within {lr_text(search.limits[0])}–{lr_text(search.limits[1])})"
+        if search
+        else f"learning rates {', '.join(lr_text(x) for x in lrs)}"
+    )
+    net_epochs = runs.groupby("round")["epochs_run"].sum()
 
     t = config.training
     lines = [
         "### Which one trains faster?",
         "",
-        f"The default sweep (`nnrun sweep`: the seed's XOR network, {len(config.seed_list())} seeds × learning rates "
-        f"{', '.join(lr_text(x) for x in lrs)}, summed full-batch gradient descent for up to {t.epochs:,} epochs, "
-        f"converged when every |a − y| < {config.convergence.threshold:g}; the same seed starts every variant from the same weights):",
+        f"The default sweep (`nnrun sweep`: the seed's XOR network, {len(config.seed_list())} seeds × {rates_text}, "
+        f"summed full-batch gradient descent for up to {t.epochs:,} epochs, "
+        f"converged when every |a − y| < {config.convergence.threshold:g}; the same seed starts every variant from the same weights). "
+        "Every run counts: one that does not converge within the budget, or diverges, is censored there, so median epochs are "
+        "Kaplan–Meier medians ('> budget' when fewer than half the runs converged), and the per-seed ratio counts such a run as "
+        "slower than any converged one:",
         "",
-        f"| learning rate | `{BASELINE}` success | `{BASELINE}` median epochs [IQR] | `{OTHER}` success | `{OTHER}` median epochs [IQR] | `{OTHER}` / `{BASELINE}` epochs, per seed [95% CI] |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"| learning rate | round | `{BASELINE}` success | `{BASELINE}` median epochs [95% CI] | `{OTHER}` success | `{OTHER}` median epochs [95% CI] | `{OTHER}` / `{BASELINE}` epochs, per seed [95% CI] | Wilcoxon p |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for lr in lrs:
-        b = summary[(summary["variant"] == BASELINE) & (summary["learning_rate"] == lr)].iloc[0]
-        o = summary[(summary["variant"] == OTHER) & (summary["learning_rate"] == lr)].iloc[0]
-        c = shared[(shared["variant"] == OTHER) & (shared["learning_rate"] == lr)].iloc[0]
-        ratio = f"{times(c['epochs_ratio_median'])}{ci(c['epochs_ratio_ci_low'], c['epochs_ratio_ci_high'], times)}"
-        lines.append(f"| {lr_text(lr)} | {pct(b['success_rate'])} | {epochs_iqr(b)} | {pct(o['success_rate'])} | {epochs_iqr(o)} | {ratio} |")
+    for lr in sorted(summary["learning_rate"].unique()):
+        cells = []
+        for variant in (BASELINE, OTHER):
+            row = summary[(summary["variant"] == variant) & (summary["learning_rate"] == lr)]
+            cells += [pct(row.iloc[0]["success_rate"]), km_median(row.iloc[0])] if len(row) else ["", ""]
+        c = shared[(shared["variant"] == OTHER) & (shared["learning_rate"] == lr)]
+        cells += [ratio_text(c.iloc[0]), pvalue(c.iloc[0]["wilcoxon_p"])] if len(c) else ["", ""]
+        round_ = int(runs.loc[runs["learning_rate"] == lr, "round"].min())
+        lines.append(f"| {lr_text(lr)} | {round_} | " + " | ".join(cells) + " |")
 
     lines += [
         "",
-        "Each variant at its own best learning rate (highest success rate, then fewest median epochs), because one shared",
-        "learning rate favours whichever variant's gradients happen to be larger:",
+        "Each variant at its own best learning rate, because one shared learning rate favours whichever variant's gradients",
+        "happen to be larger. The rule: among the rates whose success is not below the most successful rate's (one-sided",
+        "exact McNemar test at 0.05, paired by seed), the lowest Kaplan–Meier median, so one seed cannot flip the choice:",
         "",
-        "| variant | best learning rate | success [95% CI] | median epochs [IQR] |",
-        "|---|---:|---:|---:|",
+        "| variant | tuned learning rate | rates kept by the rule | at the edge of the rates tried | success [95% CI] | median epochs [95% CI] |",
+        "|---|---:|---:|---|---:|---:|",
     ]
     for _, row in best.iterrows():
-        lines.append(f"| `{row['variant']}` | {lr_text(row['learning_rate'])} | {pct(row['success_rate'])}{ci(row['success_ci_low'], row['success_ci_high'])} | {epochs_iqr(row)} |")
+        lines.append(
+            f"| `{row['variant']}` | {lr_text(round(row['learning_rate'], 3))} | {int(row['eligible'])} of {int(row['rates_tried'])} | {'yes' if row['at_edge'] else 'no'} "
+            f"| {pct(row['success_rate'])}{ci(row['success_ci_low'], row['success_ci_high'])} | {km_median(row)} |"
+        )
     tr = tuned[tuned["variant"] == OTHER].iloc[0]
     lines += [
         "",
         "| comparison | seeds paired | epochs ratio, median per seed [95% CI] | Wilcoxon p | faster on | success (McNemar p) |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| `{OTHER}` at lr {lr_text(tr['learning_rate'])} vs `{BASELINE}` at lr {lr_text(tr['baseline_learning_rate'])} | {int(tr['seeds_paired'])} "
-        f"| {times(tr['epochs_ratio_median'])}{ci(tr['epochs_ratio_ci_low'], tr['epochs_ratio_ci_high'], times)} | {pvalue(tr['wilcoxon_p'])} "
+        f"| `{OTHER}` at lr {lr_text(round(tr['learning_rate'], 3))} vs `{BASELINE}` at lr {lr_text(round(tr['baseline_learning_rate'], 3))} | {int(tr['seeds_paired'])} "
+        f"| {ratio_text(tr)} | {pvalue(tr['wilcoxon_p'])} "
         f"| {pct(tr['win_rate'])} of seeds | {pct(tr['success_rate'])} vs {pct(tr['baseline_success_rate'])} ({pvalue(tr['mcnemar_p'])}) |",
     ]
+    if search:
+        lines += [
+            "",
+            f"The search took {len(net_epochs)} rounds and {net_epochs.sum():,} network-epochs, "
+            f"{net_epochs.sum() / net_epochs.iloc[0]:.2f}× its first round's {net_epochs.iloc[0]:,}.",
+        ]
     facts = {"summary": summary, "shared": shared, "best": best, "tuned": tr, "lrs": lrs}
     return "\n".join(lines), facts
 
@@ -175,7 +209,7 @@ def answer(checks: list[gradcheck.Check], facts: dict) -> str:
         c = shared[(shared["variant"] == OTHER) & (shared["learning_rate"] == SHARED_LR)].iloc[0]
         speed.append(
             f"Which trains faster depends on the learning rate. At the seed's learning rate {lr_text(SHARED_LR)}, `{OTHER}` needed "
-            f"{times(c['epochs_ratio_median'])} the epochs of `{BASELINE}`:"
+            f"{ratio_text(c)} the epochs of `{BASELINE}`:"
             " its delta carries the factor a(1 − a) ≤ ¼, which shrinks every step and all but stops it when the output saturates on the wrong side."
         )
     top = max(lrs)
@@ -186,13 +220,13 @@ def answer(checks: list[gradcheck.Check], facts: dict) -> str:
         f"{pct(b_top['success_rate'])} of seeds and `{OTHER}` on {pct(o_top['success_rate'])}."
     )
     tuned_sentence = (
-        f"Each at its own best learning rate (`{BASELINE}` {lr_text(tr['baseline_learning_rate'])}, `{OTHER}` {lr_text(tr['learning_rate'])}), "
-        f"`{OTHER}` needed {times(tr['epochs_ratio_median'])} the epochs of `{BASELINE}`, "
-        f"{faster(tr['epochs_ratio_median'], tr['epochs_ratio_ci_low'], tr['epochs_ratio_ci_high'])} on this problem"
+        f"Each at its own best learning rate (`{BASELINE}` {lr_text(round(tr['baseline_learning_rate'], 3))}, `{OTHER}` {lr_text(round(tr['learning_rate'], 3))}), "
+        f"`{OTHER}` needed {ratio_text(tr)} the epochs of `{BASELINE}` (median per seed, 95% CI), "
+        f"{faster(tr)}"
     )
-    edge = [v for v, lr in ((BASELINE, tr["baseline_learning_rate"]), (OTHER, tr["learning_rate"])) if lr == top]
+    edge = [v for v, at in ((BASELINE, tr["baseline_at_edge"]), (OTHER, tr["at_edge"])) if at]
     if edge:
-        tuned_sentence += f" (`{edge[0]}`'s best is the largest learning rate tried, so it may do better still)"
+        tuned_sentence += f" (`{'` and `'.join(edge)}`'s tuned rate is at the edge of the rates tried, so the optimum may lie beyond it)"
     speed.append(tuned_sentence + ".")
     parts.append(" ".join(speed))
     parts += [

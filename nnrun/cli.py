@@ -35,6 +35,7 @@ WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Wor
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or dask.")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Every sweep cell's learning-rate table, per-rate verdicts and tuned comparison, not only the overview.")]
 ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
 
 
@@ -125,7 +126,7 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None) -> None:
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False) -> None:
     """train and sweep, with signals deferred: ``execute`` stops where it is safe."""
     from nnrun import api
     from nnrun.config import load
@@ -159,7 +160,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
     if not quiet:
         from nnrun import report
 
-        report.print_run(console, result)
+        report.print_run(console, result, verbose=verbose)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
     if signals.pending() is not None:  # arrived while the tables were shown: the run is whole
         raise api.Interrupted(result.path, "", signum=signals.pending(), runs_done=int(result.manifest.get("runs_done", 0)), status=result.status)
@@ -190,7 +191,7 @@ def _progress_bar():
             state["t0"] = time.time()
             return
         dt = max(time.time() - state["t0"], 1e-9)
-        bar.update(state["task"], completed=done, rate=f"{epochs / dt:,.0f} net-epochs/s")
+        bar.update(state["task"], completed=done, total=total, rate=f"{epochs / dt:,.0f} net-epochs/s")  # a search's total grows by round
 
     return update, bar
 
@@ -207,9 +208,10 @@ def train(
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
-    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs)
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose)
 
 
 @app.command()
@@ -225,9 +227,10 @@ def sweep(
     scheduler: SchedulerOpt = None,
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
-    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs)
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose)
 
 
 @app.command()
@@ -248,7 +251,11 @@ def validate(
         preflight(p)  # the data and any weights file it names, exactly as a run loads them
     except DataError as exc:
         raise DataError(f"{config}: not valid: {exc}") from None
-    _console().print(f"{config}: valid — {n_runs(cfg)} runs ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {len(cfg.learning_rates)} learning rates × {len(cfg.seed_list())} seeds)", markup=False)
+    rates = f"{len(cfg.first_rates())} learning rates"
+    if cfg.search:
+        rates = f"a learning-rate search starting with {len(cfg.first_rates())} rates"
+    total = f"{n_runs(cfg)} runs" if not cfg.search else f"{n_runs(cfg)} runs in round 0, more in later rounds"
+    _console().print(f"{config}: valid — {total} ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {rates} × {len(cfg.seed_list())} seeds)", markup=False)
 
 
 @app.command()

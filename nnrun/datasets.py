@@ -210,7 +210,9 @@ def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, n
         bad = values.isna() & features[col].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{path}: column {col!r} must be numeric, but line {row + 2} holds {features[col].iloc[row]!r}")
+            value = features[col].iloc[row]
+            what = "must hold finite numbers" if _overflows(value) else "must be numeric"  # pandas ≥ 2.3 coerces 1e400 to NaN
+            raise DataError(f"{path}: column {col!r} {what}, but line {row + 2} holds {value!r}")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{path}: column {col!r} has a missing value on line {row + 2}; fill or drop it")
@@ -352,3 +354,11 @@ def id_ranges(ids: list[int]) -> str:
         else:
             runs.append([v, v])
     return ", ".join(str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in runs)
+
+
+def _overflows(value) -> bool:
+    """A number too large for a float ('1e400'), as opposed to text that is no number."""
+    try:
+        return not np.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

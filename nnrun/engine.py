@@ -685,11 +685,13 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
     else:
         zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)
         final = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
-    # Logged epochs from a run's stop on (converged and frozen, or the last epoch) hold its
-    # final metrics: its weights no longer change.
-    after_stop = (log_epochs[None, :] >= epochs_run[:, None]) & ~diverged[:, None]
+    # A curve ends where its run stopped: the logged epoch of the stop holds the final
+    # metrics (the weights it stopped with), later ones NaN, so a median over runs at a
+    # late epoch is over the runs still training, not a plateau of frozen ones.
+    at_stop = (log_epochs[None, :] == epochs_run[:, None]) & ~diverged[:, None]
+    after_stop = log_epochs[None, :] > epochs_run[:, None]
     for k in curves:
-        curves[k] = np.where(after_stop, final[k][:, None], curves[k])
+        curves[k] = np.where(after_stop, np.nan, np.where(at_stop, final[k][:, None], curves[k]))
     if X_test is not None and Y_test is not None:
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))

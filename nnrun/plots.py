@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnrun import stats
+from nnrun import stats, tuning
 from nnrun.config import Config, ConfigError, cells, hint, read_config
 from nnrun.results import ResultsError, find_results, read_manifest, read_runs, require_new_dir
 
@@ -42,6 +42,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # a second cue besides colour
 # A third cue for lines, so two variants that trained identically both stay visible.
 LINESTYLES = ("solid", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2)), (0, (8, 3)), (0, (2, 3)))
+FEW_RUNS = 5  # a curve's median over fewer runs still training is drawn faint and says how few
 DODGE = 0.03  # variants' points shifted by this many decades in lr so error bars do not overlap
 
 
@@ -136,7 +137,7 @@ def groups(sweep: Sweep, by: list[str] | None = None) -> list[Group]:
     """One group per value of the ``by`` columns (default: the sweep axes), in run order."""
     by = list(by) if by else sweep.axes
     check_by(sweep.runs, by, sweep.path, sweep.axes)
-    summary = stats.summarize(sweep.runs, by)
+    summary = stats.summarize(sweep.runs, by, budget=sweep.config.training.epochs)
     if not by:
         return [Group((), sweep.runs, summary)]
     out = []
@@ -180,9 +181,9 @@ def _quantiles(values: np.ndarray) -> np.ndarray:
 def curve_bands(runs: pd.DataFrame, curves: dict[str, np.ndarray], metric: str) -> pd.DataFrame:
     """Median and interquartile band of ``metric`` per (learning_rate, variant, epoch).
 
-    Diverged runs are left out, as summary.csv's median_final_* leave them out; ``runs``
-    counts the seeds with a finite value at that epoch. A converged run stops training, so
-    its curve stays at its final value.
+    Diverged runs are left out, as summary.csv's median_final_* leave them out. A run's
+    curve ends where it stopped (curves.npz holds NaN after its last update), so each
+    median is over the runs still training, and ``runs`` counts them.
     """
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -214,27 +215,26 @@ def success_points(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def epoch_points(summary: pd.DataFrame) -> pd.DataFrame:
-    """Median epochs to converge with quartiles, where at least one run converged."""
-    cols = ["variant", "learning_rate", "converged", "epochs_median", "epochs_q25", "epochs_q75"]
-    s = summary.loc[summary["converged"] > 0, cols]
+    """Kaplan–Meier median epochs with its 95% CI per (variant, learning_rate), as
+    summary.csv has it, with ``runs`` and ``converged``; ``reached`` is False where the
+    median was not reached within the budget (drawn at the budget as a bound)."""
+    cols = ["variant", "learning_rate", "runs", "converged", "budget", "epochs_median", "epochs_median_ci_low", "epochs_median_ci_high"]
+    s = summary[cols].assign(reached=summary["epochs_median"].notna())
     return s.sort_values(["learning_rate"], kind="stable").reset_index(drop=True)
 
 
-def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Per variant at its best learning rate: converged runs' epochs, sorted, and the ECDF.
-
-    ``fraction`` is the share of *all* that variant's runs at that rate converged by
-    ``epochs``, so each curve ends at the success rate rather than at 1.
-    """
-    best = stats.best_learning_rates(summary, [])
+def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame | None = None, budget: float | None = None) -> pd.DataFrame:
+    """Per variant at its tuned learning rate: the Kaplan–Meier share of runs converged by
+    each epoch, 1 − S(t), with its 95% log-log band (``low``, ``high``), from the same
+    estimator as summary.csv. A censored run counts until the budget, so each curve ends
+    at the estimated success rate rather than at 1."""
+    best = best if best is not None else tuning.best_rates(runs, summary, [])
     parts = []
     for _, b in best.iterrows():
         g = runs[(runs["variant"] == b["variant"]) & (runs["learning_rate"] == b["learning_rate"])]
-        e = np.sort(g.loc[g["converged"], "epochs_to_converge"].to_numpy(float))
-        parts.append(
-            pd.DataFrame({"variant": b["variant"], "learning_rate": b["learning_rate"], "epochs": e, "fraction": np.arange(1, len(e) + 1) / len(g), "runs": len(g)})
-        )
-    columns = ["variant", "learning_rate", "epochs", "fraction", "runs"]
+        t, s, low, high = stats.km_curve(g["epochs_to_converge"].to_numpy(float), g["converged"].to_numpy(bool), stats.budgets(g, budget))
+        parts.append(pd.DataFrame({"variant": b["variant"], "learning_rate": b["learning_rate"], "epochs": t, "fraction": 1 - s, "low": 1 - high, "high": 1 - low, "runs": len(g)}))
+    columns = ["variant", "learning_rate", "epochs", "fraction", "low", "high", "runs"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
@@ -347,7 +347,22 @@ def _plain_log_labels(axis) -> None:
 
 
 def _lr(lr: float) -> str:
-    return f"{lr:g}"
+    return f"{lr:.4g}"
+
+
+MAX_RATE_TICKS = 7  # beyond this many rates (a search's lattice), ordinary log ticks
+
+
+def _rate_ticks(ax, rates) -> None:
+    """The tried rates as the ticks, or plain log ticks when a search tried too many to label."""
+    from matplotlib.ticker import NullLocator
+
+    rates = sorted(set(rates))
+    if len(rates) <= MAX_RATE_TICKS:
+        ax.set_xticks(rates, [_lr(x) for x in rates])
+        ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
+    else:
+        _plain_log_labels(ax.xaxis)
 
 
 def draw_curves(bands: pd.DataFrame, metric: str, styles: dict, heading: str, budget: int, every: int, ylim=None):
@@ -361,8 +376,13 @@ def draw_curves(bands: pd.DataFrame, metric: str, styles: dict, heading: str, bu
     for ax, lr in zip(axs, lrs):
         for variant, b in bands[bands["learning_rate"] == lr].groupby("variant", sort=False):
             st = styles[variant]
-            ax.fill_between(b["epoch"], b["q25"], b["q75"], color=st.color, alpha=0.18, linewidth=0)
-            ax.plot(b["epoch"], b["median"], color=st.color, linestyle=st.linestyle, linewidth=1.6)
+            many = (b["runs"] >= FEW_RUNS).to_numpy()
+            ax.fill_between(b["epoch"], b["q25"], b["q75"], where=many, color=st.color, alpha=0.18, linewidth=0)
+            ax.plot(b["epoch"], b["median"].where(many), color=st.color, linestyle=st.linestyle, linewidth=1.6)
+            ax.plot(b["epoch"], b["median"], color=st.color, linestyle=st.linestyle, linewidth=0.8, alpha=0.45)
+            last = b[b["median"].notna()].tail(1)
+            if len(last) and int(last["runs"].iloc[0]) < FEW_RUNS:  # the tail says how few runs it rests on
+                ax.annotate(f"n={int(last['runs'].iloc[0])}", (last["epoch"].iloc[0], last["median"].iloc[0]), fontsize="x-small", color=st.color, xytext=(2, 2), textcoords="offset points")
         ax.set_title(f"lr = {_lr(lr)}")
         ax.set_yscale("log")
         # Most runs converge, and stop, early: linear up to the first logged epoch, then log.
@@ -406,14 +426,13 @@ def _errorbars(ax, points: pd.DataFrame, styles: dict, y_col: str, low_col: str,
 
 
 def draw_success(points: pd.DataFrame, styles: dict, heading: str):
-    from matplotlib.ticker import NullLocator, PercentFormatter
+    from matplotlib.ticker import PercentFormatter
 
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
     variants = _errorbars(ax, points, styles, "success_rate", "success_ci_low", "success_ci_high")
     ax.set_xscale("log")
-    ax.set_xticks(sorted(set(points["learning_rate"])), [_lr(x) for x in sorted(set(points["learning_rate"]))])
-    ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
+    _rate_ticks(ax, points["learning_rate"])
     ax.set_ylim(-0.04, 1.04)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("learning rate (log scale)")
@@ -425,23 +444,36 @@ def draw_success(points: pd.DataFrame, styles: dict, heading: str):
 
 
 def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, heading: str, budget: int, ylim=None):
-    from matplotlib.ticker import NullLocator
-
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
-    variants = _errorbars(ax, points, styles, "epochs_median", "epochs_q25", "epochs_q75")
+    reached = points[points["reached"]]
+    lo = reached["epochs_median_ci_low"].fillna(reached["epochs_median"])
+    hi = reached["epochs_median_ci_high"].fillna(budget)  # an upper end beyond the budget
+    variants = _errorbars(ax, reached.assign(_lo=lo, _hi=hi), styles, "epochs_median", "_lo", "_hi")
+    order = list(dict.fromkeys(points["variant"]))
+    for i, v in enumerate(order):
+        p = points[points["variant"] == v]
+        x = p["learning_rate"].to_numpy(float) * _dodge(i, len(order))
+        y = np.where(p["reached"], p["epochs_median"], budget)
+        for xi, yi, (_, row) in zip(x, y, p.iterrows()):  # n behind every point (a dense search: where some failed)
+            if len(p) > MAX_RATE_TICKS and row["converged"] == row["runs"]:
+                continue
+            ax.annotate(f"{int(row['converged'])}/{int(row['runs'])}", (xi, yi), fontsize="xx-small", color=styles[v].color, xytext=(3, -8), textcoords="offset points")
+        gone = p[~p["reached"]]
+        if len(gone):  # not reached: the median lies above the budget
+            ax.plot(gone["learning_rate"].to_numpy(float) * _dodge(i, len(order)), np.full(len(gone), budget), linestyle="none", marker="^", markerfacecolor="none", color=styles[v].color, markersize=9)
+    variants += [v for v in order if v not in variants]
     ax.set_xscale("log")
     ax.set_yscale("log")
     lrs = sorted(set(all_lrs))
-    ax.set_xticks(lrs, [_lr(x) for x in lrs])
+    _rate_ticks(ax, lrs)
     ax.set_xlim(min(lrs) / 10 ** (3 * DODGE + 0.1), max(lrs) * 10 ** (3 * DODGE + 0.1))
-    ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
     ax.axhline(budget, color="0.5", linestyle=":", linewidth=1)
     ax.annotate(f"epoch budget {budget:,}", (0.01, budget), xycoords=("axes fraction", "data"), va="bottom", fontsize="small", color="0.4")
     ax.set_xlabel("learning rate (log scale)")
     if ylim:
         ax.set_ylim(*ylim)
-    ax.set_ylabel("epochs to converge (log scale)")
+    ax.set_ylabel("median epochs to converge (log scale)")
     _plain_log_labels(ax.yaxis)
     ax.grid(True, which="major", alpha=0.3)
     _suptitle(fig, heading)
@@ -459,12 +491,14 @@ def draw_ecdf(points: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: s
     for _, b in best.iterrows():
         v = b["variant"]
         p = points[points["variant"] == v]
-        labels[v] = f"{v} at lr {_lr(b['learning_rate'])} ({int(b['converged'])}/{int(b['runs'])} converged)"
+        labels[v] = f"{v} at lr {_lr(b['learning_rate'])} (n = {int(b['runs'])}, {int(b['converged'])} converged)"
         if p.empty:
             continue
         x = np.r_[p["epochs"].to_numpy(float), budget]
         y = np.r_[p["fraction"].to_numpy(float), p["fraction"].iloc[-1]]
         ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", color=styles[v].color, linestyle=styles[v].linestyle, linewidth=1.8)
+        low, high = p["low"].to_numpy(float), p["high"].to_numpy(float)
+        ax.fill_between(x, np.r_[low, low[-1]], np.r_[high, high[-1]], step="post", color=styles[v].color, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     _plain_log_labels(ax.xaxis)
     ax.axvline(budget, color="0.5", linestyle=":", linewidth=1)
@@ -474,10 +508,67 @@ def draw_ecdf(points: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: s
     ax.set_ylim(0, 1.02)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("epochs to converge (log scale)")
-    ax.set_ylabel("runs converged by that epoch (% of seeds)")
+    ax.set_ylabel("converged by that epoch (Kaplan–Meier, % of runs)")
     ax.grid(True, which="major", alpha=0.3)
     _suptitle(fig, heading)
     _legend(fig, styles, variants, labels, markers=False)
+    return fig
+
+
+def draw_sensitivity(summary: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: str, budget: int):
+    """Success (top) and Kaplan–Meier median epochs (bottom) against every tried learning
+    rate, each variant's tuned rate ringed: how sharply each variant depends on its rate."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig = _figure((PLOT_SIZE[0], PLOT_SIZE[1] * 1.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    variants = list(dict.fromkeys(summary["variant"]))
+    for v in variants:
+        s = summary[summary["variant"] == v].sort_values("learning_rate")
+        st = styles[v]
+        lo, hi = s["success_rate"] - s["success_ci_low"], s["success_ci_high"] - s["success_rate"]
+        top.errorbar(s["learning_rate"], s["success_rate"], yerr=[lo, hi], color=st.color, marker=st.marker, linestyle=st.linestyle, capsize=2, markersize=4)
+        med = s["epochs_median"].fillna(budget)
+        bottom.plot(s["learning_rate"], med, color=st.color, marker=st.marker, linestyle=st.linestyle, markersize=4)
+        gone = s[s["epochs_median"].isna()]
+        bottom.plot(gone["learning_rate"], np.full(len(gone), budget), linestyle="none", marker="^", markerfacecolor="none", color=st.color, markersize=9)
+        for _, b in best[best["variant"] == v].iterrows():
+            row = s[s["learning_rate"] == b["learning_rate"]].iloc[0]
+            top.plot([b["learning_rate"]], [row["success_rate"]], marker="o", markersize=14, markerfacecolor="none", color=st.color)
+            bottom.plot([b["learning_rate"]], [med[s["learning_rate"] == b["learning_rate"]].iloc[0]], marker="o", markersize=14, markerfacecolor="none", color=st.color)
+    top.set_xscale("log")
+    top.set_ylim(-0.04, 1.04)
+    top.yaxis.set_major_formatter(PercentFormatter(1.0))
+    top.set_ylabel("runs converged")
+    bottom.set_yscale("log")
+    bottom.axhline(budget, color="0.5", linestyle=":", linewidth=1)
+    bottom.set_ylabel("median epochs (Kaplan–Meier)")
+    bottom.set_xlabel("learning rate (log scale); ring: the tuned rate; ▵: median beyond the budget")
+    for ax in (top, bottom):
+        ax.grid(True, which="major", alpha=0.3)
+    _plain_log_labels(bottom.xaxis)
+    _plain_log_labels(bottom.yaxis)
+    _suptitle(fig, heading)
+    _legend(fig, styles, variants)
+    return fig
+
+
+def draw_tuning_budget(budget_rows: pd.DataFrame, styles: dict, heading: str):
+    """Expected best median epochs against the number of rates drawn at random."""
+    fig = _figure(PLOT_SIZE)
+    ax = fig.subplots()
+    variants = list(dict.fromkeys(budget_rows["variant"]))
+    for v in variants:
+        b = budget_rows[budget_rows["variant"] == v]
+        st = styles[v]
+        ax.plot(b["k"], b["expected_best_epochs"], color=st.color, marker=st.marker, linestyle=st.linestyle)
+    ax.set_yscale("log")
+    _plain_log_labels(ax.yaxis)
+    ax.set_xlabel("learning rates tried at random (k)")
+    ax.set_ylabel("expected best median epochs")
+    ax.grid(True, which="major", alpha=0.3)
+    _suptitle(fig, heading)
+    _legend(fig, styles, variants)
     return fig
 
 
@@ -501,22 +592,18 @@ class FigureSet:
     success: pd.DataFrame  # success_points
     epochs: pd.DataFrame  # epoch_points
     ecdf: pd.DataFrame  # ecdf_points
-    best: pd.DataFrame  # stats.best_learning_rates: the rate each ECDF is taken at
+    best: pd.DataFrame  # tuning.best_rates: the tuned rate each survival curve is taken at
 
 
 def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -> list[FigureSet]:
     """Everything the figures show, per group, computed from the stored results only."""
-    return [
-        FigureSet(
-            g,
-            curve_bands(g.runs, sweep.curves, metric) if sweep.curves is not None else pd.DataFrame(columns=CURVE_COLUMNS),
-            success_points(g.summary),
-            epoch_points(g.summary),
-            ecdf_points(g.runs, g.summary),
-            stats.best_learning_rates(g.summary, []),
-        )
-        for g in groups(sweep, by)
-    ]
+    out = []
+    for g in groups(sweep, by):
+        best = tuning.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
+        budget = sweep.config.training.epochs
+        bands = curve_bands(g.runs, sweep.curves, metric) if sweep.curves is not None else pd.DataFrame(columns=CURVE_COLUMNS)
+        out.append(FigureSet(g, bands, success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
+    return out
 
 
 def log_limits(values, top: float | None = None) -> tuple[float, float] | None:
@@ -535,7 +622,7 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
     sets = figure_data(sweep, metric, by)
     budget, every = sweep.config.training.epochs, sweep.config.logging.every
     curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy()) if sweep.curves is not None else None
-    epochs_y = log_limits(pd.concat([f.epochs[["epochs_q25", "epochs_q75"]] for f in sets]).to_numpy(), budget)
+    epochs_y = log_limits(pd.concat([f.epochs[["epochs_median_ci_low", "epochs_median_ci_high"]] for f in sets]).to_numpy(), budget)
     ecdf_x = log_limits(pd.concat([f.ecdf["epochs"] for f in sets]).to_numpy(), budget)
     name = METRICS[metric].split(" (")[0]
     written = []
@@ -546,15 +633,20 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
         figures = {}
         if sweep.curves is not None:
             figures[f"curves-{metric}"] = draw_curves(
-                f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median across seeds, band 25–75% (diverged runs left out)"), budget, every, curve_y
+                f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median over runs still training, band 25–75%; faint: fewer than {FEW_RUNS} runs (diverged left out)"), budget, every, curve_y
             )
         figures |= {
             "success": draw_success(f.success, styles, title(sweep, g, "Success rate vs learning rate; bars: Wilson 95% interval")),
             "epochs": draw_epochs(
-                f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: median of converged runs, bars 25–75%"), budget, epochs_y
+                f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
             ),
-            "ecdf": draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Epochs to converge at each variant's best learning rate (ECDF)"), budget, ecdf_x),
+            "ecdf": draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Converged by each epoch at each variant's tuned learning rate (Kaplan–Meier, band 95% CI)"), budget, ecdf_x),
         }
+        if sweep.config.search:  # a search: how each variant depends on its rate, and how much tuning it needs
+            figures["sensitivity"] = draw_sensitivity(g.summary, f.best, styles, title(sweep, g, "Sensitivity to the learning rate: every rate the search tried"), budget)
+            figures["tuning-budget"] = draw_tuning_budget(
+                tuning.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
+            )
         written.extend(_save(fig, out / f"{stem}{g.slug}.{fmt}", fmt) for stem, fig in figures.items())
     return written
 

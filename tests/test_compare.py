@@ -79,21 +79,27 @@ def compare(*args):
 
 
 def expected_pair(v, b, budget=BUDGET) -> dict:
-    """The paired statistics of per-seed epoch lists, worked out here with scipy."""
-    both = [(x, y) for x, y in zip(v, b) if x is not None and y is not None]
-    ev = np.array([budget + 1 if x is None else x for x in v], float)
-    eb = np.array([budget + 1 if y is None else y for y in b], float)
-    d = ev - eb
+    """The paired statistics of per-seed epoch lists, worked out here with scipy: every pair
+    counts, a run that did not converge is slower than any that did (ratio ±∞, coded as a
+    log-ratio of ±1000 for the test), two such runs tie (ratio 1)."""
+    ratios = []
+    for x, y in zip(v, b):
+        ratios.append(1.0 if x is None and y is None else np.inf if x is None else 0.0 if y is None else x / y)
+    with np.errstate(divide="ignore"):
+        d = np.log(ratios)
+    coded = np.clip(d, -1000, 1000)
     only_v = sum(x is not None and y is None for x, y in zip(v, b))
     only_b = sum(x is None and y is not None for x, y in zip(v, b))
     return {
         "seeds_paired": len(v),
-        "epochs_ratio_median": np.median([x / y for x, y in both]),
-        "wilcoxon_p": st.wilcoxon(d[d != 0]).pvalue,
+        "epochs_ratio_median": float(np.exp(np.median(d))) if abs(np.median(coded)) < 500 else None,  # None: a bound
+        "wilcoxon_p": st.wilcoxon(coded, zero_method="zsplit").pvalue if np.any(coded != 0) else 1.0,
         "mcnemar_p": st.binomtest(only_v, only_v + only_b, 0.5).pvalue if only_v + only_b else 1.0,
         "win_rate": np.mean([x is not None and (y is None or x < y) for x, y in zip(v, b)]),
         "success_rate": np.mean([x is not None for x in v]),
         "baseline_success_rate": np.mean([y is not None for y in b]),
+        "success_diff": 100 * (np.mean([x is not None for x in v]) - np.mean([y is not None for y in b])),
+        "min_attainable_p": 2.0 ** (1 - len(v)),
     }
 
 
@@ -113,7 +119,8 @@ def test_table_view_changes_nothing_and_out_saves_the_tables(hand, tmp_path):
     assert r.exit_code == 0, r.output
     assert snapshot(hand) == before, "compare wrote into the results directory it read"
     out = r.stdout
-    assert "mse needed" in out and "the epochs of ce" in out and "Tuned" in out and "--out" in out
+    assert "mse needed" in out and "the epochs of ce" in out and "--out" in out
+    assert "Tuned" not in out  # one learning rate: the tuned comparison would repeat the same numbers
     exp = expected_pair(MSE, CE)
     assert f"faster on {round(exp['win_rate'] * 10)} of 10 seeds" in out
     assert "mse converged on 80% vs ce 90%" in out
@@ -129,7 +136,8 @@ def test_table_view_changes_nothing_and_out_saves_the_tables(hand, tmp_path):
     assert f"mse needed {c['epochs_ratio_median']:.2f}×" in out
     s = pd.read_csv(saved / "summary.csv").set_index("variant")
     assert s.loc["ce", "converged"] == 9 and s.loc["mse", "converged"] == 8
-    assert s.loc["mse", "epochs_median"] == np.median([x for x in MSE if x is not None])
+    # Kaplan–Meier: 8 of 10 converged (10, 30, 35, 40, 50, …), 2 censored at 200: S(50) = 1/2.
+    assert s.loc["mse", "epochs_median"] == 50 and s.loc["mse", "epochs_median_converged"] == 45
 
 
 def sections(text: str) -> dict[str, str]:
@@ -198,10 +206,10 @@ def test_metric_option_compares_a_final_column(hand):
     x = np.array([0.03 * (s + 1) for s in range(10)])  # mse's final_ce by construction
     y = np.array([0.02 * (s + 1) for s in range(10)])
     assert c["final_ce_ratio_median"] == pytest.approx(1.5)
-    assert c["wilcoxon_p"] == pytest.approx(st.wilcoxon(x - y).pvalue)
+    assert c["wilcoxon_p"] == pytest.approx(st.wilcoxon(np.log(x / y)).pvalue)
     assert c["win_rate"] == 0.0
     table = compare(hand, "--metric", "final_ce").stdout
-    assert "median final_ce [IQR]" in table and "the final_ce of ce" in table
+    assert "ended with 1.50×" in table and "the final_ce of ce" in table
 
 
 def test_by_pools_the_other_axes_and_pairs_within_them(tmp_path):
@@ -306,13 +314,13 @@ def test_no_converged_runs_say_so_and_give_nulls(tmp_path):
     assert r.exit_code == 0, r.output
     assert "neither mse nor ce converged on any of the 10 seeds" in r.stdout
     c = json.loads(compare(d, "--format", "json").stdout)["comparison"][0]
-    assert c["epochs_ratio_median"] is None and c["wilcoxon_p"] is None and c["epochs_ratio_ci_low"] is None
+    assert c["epochs_ratio_median"] == 1.0 and c["wilcoxon_p"] == 1.0  # ten ties: no evidence either way
     assert (c["success_rate"], c["mcnemar_p"], c["win_rate"], c["seeds_paired"]) == (0.0, 1.0, 0.0, 10)
 
 
 def test_tiny_real_sweep_compare_matches_its_runs_and_sweeps_own_tables(tmp_path):
     out = tmp_path / "tiny"
-    s = runner.invoke(app, ["sweep", "--set", "seeds=5", "--set", "training.epochs=300", "--out", str(out), "--workers", "1"])
+    s = runner.invoke(app, ["sweep", "--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--out", str(out), "--workers", "1"])
     assert s.exit_code == 0, s.output
     for name in ("summary", "comparison", "tuned"):
         assert (out / f"{name}.csv").exists()
@@ -325,14 +333,13 @@ def test_tiny_real_sweep_compare_matches_its_runs_and_sweeps_own_tables(tmp_path
     for c in data["comparison"]:
         at = runs[runs["learning_rate"] == c["learning_rate"]]
         ce, mse = (at[at["variant"] == v].set_index("seed").sort_index() for v in ("ce", "mse"))
-        eff = lambda f: np.where(f["converged"], f["epochs_to_converge"], 301.0)  # noqa: E731
-        d = eff(mse) - eff(ce)
-        p = st.wilcoxon(d[d != 0]).pvalue if np.any(d != 0) else None
-        assert c["wilcoxon_p"] == (pytest.approx(p) if p is not None else None)
+        per_seed = lambda f: [e if ok else None for e, ok in zip(f["epochs_to_converge"], f["converged"])]  # noqa: E731
+        exp = expected_pair(per_seed(mse), per_seed(ce), budget=300)
+        assert c["wilcoxon_p"] == pytest.approx(exp["wilcoxon_p"])
+        if exp["epochs_ratio_median"] is not None:
+            assert c["epochs_ratio_median"] == pytest.approx(exp["epochs_ratio_median"])
         assert c["success_rate"] == mse["converged"].mean() and c["seeds_paired"] == 5
-        both = (mse["converged"] & ce["converged"]).to_numpy()
-        ratios = mse["epochs_to_converge"].to_numpy()[both] / ce["epochs_to_converge"].to_numpy()[both]
-        assert c["epochs_ratio_median"] == (pytest.approx(np.median(ratios)) if both.any() else None)
+        assert c["min_attainable_p"] == pytest.approx(0.0625)
     for row in data["summary"]:
         at = runs[(runs["variant"] == row["variant"]) & (runs["learning_rate"] == row["learning_rate"])]
         assert row["runs"] == 5 and row["converged"] == at["converged"].sum()
@@ -341,8 +348,43 @@ def test_tiny_real_sweep_compare_matches_its_runs_and_sweeps_own_tables(tmp_path
     table = compare(out).stdout
     assert compare(out, "--metric", "final_mse", "--baseline", "mse").exit_code == 0
     assert snapshot(out) == before, "compare changed the run's own files"
-    verdicts = [ln for ln in table.splitlines() if ln.startswith(("lr ", "  mse needed", "│"))]
+    verdicts = [ln for ln in table.splitlines() if ln.startswith(("  mse needed", "  ce at lr", "  mse at lr"))]
     assert verdicts and all(ln in s.stdout for ln in verdicts)
+
+
+def test_test_accuracy_reads_as_points(hand):
+    """Issue case 5 through the command: an accuracy metric is a difference in points."""
+    runs = pd.read_csv(hand / "runs.csv")
+    runs["final_test_accuracy"] = np.where(runs["variant"] == "mse", 0.9, 0.8)
+    runs.to_csv(hand / "runs.csv", index=False)
+    r = compare(hand, "--metric", "final_test_accuracy", "--format", "json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["comparison"][0]
+    assert c["final_test_accuracy_diff"] == pytest.approx(10.0) and not any("ratio" in k for k in c)
+    table = compare(hand, "--metric", "final_test_accuracy").stdout
+    assert "+10.0 pts" in table and "×" not in table.split("success:")[0]
+
+
+def test_a_sweep_prints_one_overview_across_cells_legible_at_80_columns(tmp_path):
+    """Several cells: one overview row per cell and variant, the details on request."""
+    from rich.console import Console
+
+    from nnrun import report
+
+    out = tmp_path / "grid"
+    s = runner.invoke(app, ["sweep", "--set", "seeds=6", "--set", "training.epochs=400", "--grid", "model.init.scale=0.5,2", "--out", str(out), "--workers", "1"])
+    assert s.exit_code == 0, s.output
+    assert "each variant at its tuned learning rate" in s.stdout and "add --verbose" in s.stdout
+    assert "Tuned, each variant" not in s.stdout  # the per-cell detail only with --verbose
+    tables = {name: pd.read_csv(out / f"{name}.csv") for name in ("summary", "comparison", "tuned")}
+    for verbose in (False, True):
+        console = Console(width=80, record=True)
+        report.render(console, report.Tables(tables["summary"], tables["comparison"], tables["tuned"], ["model.init.scale"], title="xor", verbose=verbose))
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    assert text.count("Tuned, each variant") == 2  # verbose: each cell's detail
+    v = runner.invoke(app, ["sweep", "--set", "seeds=6", "--set", "training.epochs=400", "--grid", "model.init.scale=0.5,2", "--out", str(tmp_path / "v"), "--workers", "1", "--verbose"])
+    assert v.exit_code == 0 and v.stdout.count("Tuned, each variant") == 2
 
 
 @pytest.mark.parametrize("existing", ["a file", "a non-empty directory"])

@@ -300,14 +300,20 @@ def test_float32_runs_in_float32_and_agrees_roughly():
     np.testing.assert_allclose(r32.weights["W1"], r64.weights["W1"], rtol=1e-3, atol=1e-4)
 
 
-def test_curves_after_early_stop_hold_the_frozen_values():
+def test_curves_end_where_each_run_stopped():
+    """Issue case 7: a run that converged and stopped has no curve after its stop (NaN), so
+    late medians are over the runs still training, not a plateau of frozen values."""
     spec = TrainSpec(VARIANTS["ce"], epochs=5000, log_every=100)
     Ws, bs = init_params("legacy", [3, 4, 1], np.arange(3))
     res = train(spec, X, Y, Ws, bs, np.full(3, 3.0), np.arange(3))
     assert res.converged.all() and res.epochs_run.max() < 5000
-    last = res.curves["ce"][:, -1]
-    np.testing.assert_allclose(last, res.final["ce"], rtol=1e-12)
+    for k in ("ce", "mse", "accuracy"):
+        after = res.log_epochs[None, :] > res.epochs_run[:, None]
+        assert np.isnan(res.curves[k][after]).all() and np.isfinite(res.curves[k][~after]).all(), k
     assert res.log_epochs[0] == 0 and res.log_epochs[-1] == 5000
+    # A run that never stops early ends at the budget with its final metrics.
+    full = train(TrainSpec(VARIANTS["ce"], epochs=300, log_every=100, stop_converged=False), X, Y, *init_params("legacy", [3, 4, 1], np.arange(3)), np.full(3, 3.0), np.arange(3))
+    np.testing.assert_allclose(full.curves["ce"][:, -1], full.final["ce"], rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ from nnrun import plots, stats
 from nnrun.cli import app
 
 runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet"]
+TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--workers", "1", "--quiet"]
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
+BUDGET = 300  # the tiny sweeps' training.epochs
 STEMS = ["curves-ce", "success", "epochs", "ecdf"]
 
 
@@ -132,32 +133,40 @@ def test_plotted_data_equal_summary_csv(default_dir):
         np.testing.assert_allclose(success[col], success[f"{col}_csv"], rtol=1e-12)
 
     epochs = fs.epochs.merge(summary, on=key, suffixes=("", "_csv"))
-    assert len(epochs) == int((summary["converged"] > 0).sum()) > 0
-    for col in ("epochs_median", "epochs_q25", "epochs_q75"):
-        np.testing.assert_allclose(epochs[col], epochs[f"{col}_csv"], rtol=1e-12)
+    assert len(epochs) == len(summary)  # every rate, a median not reached included (drawn as a bound)
+    for col in ("epochs_median", "epochs_median_ci_low", "epochs_median_ci_high", "converged", "runs"):
+        np.testing.assert_allclose(epochs[col], epochs[f"{col}_csv"], rtol=1e-12, equal_nan=True)
+    assert (epochs["reached"] == epochs["epochs_median"].notna()).all()
 
-    # The curves' last logged epoch is the end of training: its median is summary's final median.
-    last = fs.curves[fs.curves["epoch"] == fs.curves["epoch"].max()].merge(summary, on=key)
-    assert len(last) == len(summary)
-    np.testing.assert_allclose(last["median"], last["median_final_ce"], rtol=1e-5)
-    np.testing.assert_array_equal(last["runs_x"], last["runs_y"] - last["diverged"])  # seeds in each band
+    # Each curve ends where its run stopped: at an epoch, the band counts the runs still training.
+    runs = pd.read_csv(default_dir / "runs.csv")
+    for epoch in (0, 100, int(fs.curves["epoch"].max())):
+        at = fs.curves[fs.curves["epoch"] == epoch]
+        for _, row in at.iterrows():
+            g = runs[(runs["variant"] == row["variant"]) & (runs["learning_rate"] == row["learning_rate"]) & ~runs["diverged"]]
+            assert row["runs"] == (g["epochs_run"] >= epoch).sum(), (epoch, row["variant"], row["learning_rate"])
 
 
 def test_ecdf_is_taken_at_each_variants_best_learning_rate(default_dir):
     (fs,) = plots.figure_data(plots.read_sweep(default_dir))
     summary = _summary_csv(default_dir)
-    best = stats.best_learning_rates(summary, [])
     runs = pd.read_csv(default_dir / "runs.csv")
-    assert list(fs.best["learning_rate"]) == list(best["learning_rate"])
-    for _, b in best.iterrows():
-        e = fs.ecdf[fs.ecdf["variant"] == b["variant"]]
-        assert set(e["learning_rate"]) == {b["learning_rate"]}
-        assert len(e) == b["converged"]
+    tuned = pd.read_csv(default_dir / "tuned.csv").iloc[0]
+    best = dict(zip(fs.best["variant"], fs.best["learning_rate"]))
+    assert best == {"ce": tuned["baseline_learning_rate"], "mse": tuned["learning_rate"]}  # the tuned rates of tuned.csv
+    for variant, lr in best.items():
+        b = summary[(summary["variant"] == variant) & (summary["learning_rate"] == lr)].iloc[0]
+        e = fs.ecdf[fs.ecdf["variant"] == variant]
+        assert set(e["learning_rate"]) == {lr}
+        sel = runs[(runs["variant"] == variant) & (runs["learning_rate"] == lr) & runs["converged"]]
+        converged_at = np.unique(sel["epochs_to_converge"].astype(float))
+        assert list(e["epochs"][e["epochs"] < BUDGET]) == list(converged_at[converged_at < BUDGET])
+        # Censoring happens only at the budget here, so 1 − S(t) is the share converged by t.
+        for t, f in zip(e["epochs"], e["fraction"]):
+            assert f == pytest.approx((sel["epochs_to_converge"] <= t).sum() / b["runs"])
         assert e["fraction"].max() == pytest.approx(b["success_rate"])
-        assert np.median(e["epochs"]) == pytest.approx(b["epochs_median"])
-        assert np.all(np.diff(e["epochs"]) >= 0) and np.all(np.diff(e["fraction"]) > 0)
-        sel = runs[(runs["variant"] == b["variant"]) & (runs["learning_rate"] == b["learning_rate"]) & runs["converged"]]
-        assert sorted(e["epochs"]) == sorted(sel["epochs_to_converge"].astype(float))
+        assert e["epochs"][e["fraction"] >= 0.5 - 1e-12].min() == b["epochs_median"]  # the same estimator as summary.csv
+        assert (e["low"] <= e["fraction"] + 1e-12).all() and (e["fraction"] <= e["high"] + 1e-12).all()
 
 
 def test_group_data_equal_that_groups_rows_of_summary_csv(axis_dir):
@@ -167,8 +176,8 @@ def test_group_data_equal_that_groups_rows_of_summary_csv(axis_dir):
     for fs in sets:
         rows = summary[summary["model.init.scale"] == fs.group.key[0][1]]
         merged = fs.epochs.merge(rows, on=["variant", "learning_rate"], suffixes=("", "_csv"))
-        assert len(merged) == int((rows["converged"] > 0).sum()) > 0
-        np.testing.assert_allclose(merged["epochs_median"], merged["epochs_median_csv"], rtol=1e-12)
+        assert len(merged) == len(rows) > 0
+        np.testing.assert_allclose(merged["epochs_median"], merged["epochs_median_csv"], rtol=1e-12, equal_nan=True)
         assert set(fs.group.runs["model.init.scale"]) == {fs.group.key[0][1]}
 
 
@@ -257,20 +266,27 @@ def test_curve_bands_follow_run_id_not_row_order():
     assert bands.loc["a", "median"] == 70.0 and bands.loc["b", "median"] == 30.0
 
 
-def test_ecdf_ends_at_the_success_rate():
+def test_survival_curve_ends_at_the_success_rate_and_counts_an_early_censored_run():
     runs = pd.DataFrame(
         {
             "variant": ["a"] * 4,
             "learning_rate": [1.0] * 4,
+            "seed": range(4),
             "converged": [True, False, True, True],
             "epochs_to_converge": [30.0, np.nan, 10.0, 20.0],
+            "epochs_run": [30, 100, 10, 20],
         }
     )
-    summary = pd.DataFrame({"variant": ["a"], "learning_rate": [1.0], "success_rate": [0.75], "epochs_median": [20.0], "converged": [3], "runs": [4]})
-    e = plots.ecdf_points(runs, summary)
-    assert e["epochs"].tolist() == [10.0, 20.0, 30.0]
-    assert e["fraction"].tolist() == [0.25, 0.5, 0.75]
+    best = pd.DataFrame({"variant": ["a"], "learning_rate": [1.0]})
+    e = plots.ecdf_points(runs, pd.DataFrame(), best, budget=100)
+    assert e["epochs"].tolist() == [10.0, 20.0, 30.0, 100.0]  # the censored run's time ends the table
+    assert e["fraction"].tolist() == pytest.approx([0.25, 0.5, 0.75, 0.75])
     assert set(e["runs"]) == {4}
+    # Censored at 15 instead (a budget-15 run in a pooled group): Kaplan–Meier by hand,
+    # S(10) = 3/4, S(20) = 3/4 · 1/2, S(30) = 0, so the share converged is 1/4, 5/8, 1.
+    pooled = runs.assign(**{"training.epochs": [100, 15, 100, 100]})
+    e = plots.ecdf_points(pooled, pd.DataFrame(), best)
+    assert e["fraction"].tolist() == pytest.approx([0.25, 0.25, 0.625, 1.0])
 
 
 def test_log_limits_ignore_zero_nan_and_inf():
