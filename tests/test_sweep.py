@@ -234,6 +234,50 @@ def test_a_signal_before_the_run_starts_saves_nothing_and_gives_the_command_agai
     assert not out.exists()
 
 
+def test_a_signal_before_any_run_finished_says_none_were_saved_and_resume_completes(write_config, tmp_path, monkeypatch):
+    import nnrun.api
+
+    from nnrun import signals
+
+    config, out = write_config(), tmp_path / "early"
+    real_preflight = nnrun.api.preflight
+
+    def preflight_and_get_sigint(p):  # Ctrl-C while the data are loaded, before any chunk
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_preflight(p)
+
+    monkeypatch.setattr(nnrun.api, "preflight", preflight_and_get_sigint)
+    args = ["train", str(config), "--out", str(out), "-q", "--workers", "1"]
+    monkeypatch.setattr(sys, "argv", ["nnrun", *args])
+    with signals.handled():
+        result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    text = " ".join(result.output.split())
+    assert f"no runs had finished, so none of 16 are saved yet in {out} (status: partial)" in text and "Finished runs are saved" not in text
+    assert f"Resume with: nnrun train {config} -q --workers 1 --out {out} --resume" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["runs_done"] == 0 and not (out / locks.NAME).exists()
+    monkeypatch.setattr(nnrun.api, "preflight", real_preflight)
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    assert len(pd.read_csv(out / "runs.csv")) == 16
+
+
+def test_a_kill_while_the_directory_is_built_leaves_nothing_under_its_name(write_config, tmp_path, monkeypatch):
+    import nnrun.api
+
+    config, out = write_config(), tmp_path / "half"
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # stands in for the process ending just before the rename
+
+    monkeypatch.setattr(nnrun.api.os, "rename", killed)
+    result = runner.invoke(app, ["train", str(config), "--out", str(out), "-q", "--workers", "1"])
+    assert result.exit_code == 130
+    assert not out.exists() and not list(tmp_path.glob(".half.*")), "neither the directory nor its hidden build is left"
+    monkeypatch.undo()
+    assert runner.invoke(app, ["train", str(config), "--out", str(out), "-q", "--workers", "1"]).exit_code == 0
+
+
 def test_chunking_does_not_change_rows(write_config, tmp_path):
     config = write_config(seeds=7)
     for chunk in ("1", "3", "1000"):
