@@ -8,9 +8,13 @@ finds the lock taken and stops instead of writing the same files.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs go unlocked there rather than not at all
+    fcntl = None  # type: ignore[assignment]
 
 NAME = "nnrun.lock"
 _held: dict[Path, int] = {}  # directory -> fd, in this process
@@ -27,6 +31,8 @@ class Locked(Exception):
 def acquire(directory: Path) -> None:
     """Take ``directory``'s lock or raise ``Locked``; held until ``release`` or process death."""
     directory = Path(directory)
+    if fcntl is None:
+        return
     path = directory / NAME
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -73,6 +79,8 @@ def holder(directory: Path) -> str | None:
 
 def is_held(directory: Path) -> bool:
     """Does a live process hold ``directory``'s lock? (Reads only; takes nothing.)"""
+    if fcntl is None:
+        return False
     try:
         fd = os.open(Path(directory) / NAME, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
