@@ -331,7 +331,8 @@ def execute(
     chunk_runs: int | None = None,
     config_path: Path | None = None,
 ) -> RunResult:
-    """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done)``;
+    """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done, rounds)``
+    (with a learning-rate search, ``runs_total`` counts the ``rounds`` planned so far);
     ``config_path``, the file the config came from, is where git provenance is looked up.
 
     SIGINT and SIGTERM end it at a safe point with what finished saved, raising
@@ -440,7 +441,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
     last_flush = time.time()
     flush_every = 10.0
     if progress:
-        progress(runs_done, p.n_runs, 0)
+        progress(runs_done, p.n_runs, 0, p.rounds)
 
     def save(status: str) -> None:
         complete = status == "complete"
@@ -475,7 +476,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
                     runs_done += chunk.size
                     epochs_done += int(result["epochs_run"].sum())
                     if progress:
-                        progress(runs_done, p.n_runs, epochs_done)
+                        progress(runs_done, p.n_runs, epochs_done, p.rounds)
                     if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
                         t0 = time.time()
                         save("running")
@@ -490,7 +491,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
             todo = [c for c in p.chunks if c.id not in done]
             manifest.update(runs_total=p.n_runs, rounds=p.rounds)
             if progress:
-                progress(runs_done, p.n_runs, epochs_done)
+                progress(runs_done, p.n_runs, epochs_done, p.rounds)
     except KeyboardInterrupt:
         save("partial")
         raise interrupted("partial") from None

@@ -172,7 +172,7 @@ def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("runs"),
+        TextColumn("{task.fields[round]}runs"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -184,14 +184,15 @@ def _progress_bar():
     )
     state = {"task": None, "t0": time.time(), "e0": None}
 
-    def update(done: int, total: int, epochs: int) -> None:
+    def update(done: int, total: int, epochs: int, rounds: int = 1) -> None:
+        where = f"round {rounds - 1}, " if rounds > 1 else ""  # a search: its total is the runs planned so far
         if state["task"] is None:
             bar.start()
-            state["task"] = bar.add_task("runs", total=total, completed=done, rate="")
+            state["task"] = bar.add_task("runs", total=total, completed=done, rate="", round=where)
             state["t0"] = time.time()
             return
         dt = max(time.time() - state["t0"], 1e-9)
-        bar.update(state["task"], completed=done, total=total, rate=f"{epochs / dt:,.0f} net-epochs/s")  # a search's total grows by round
+        bar.update(state["task"], completed=done, total=total, round=where, rate=f"{epochs / dt:,.0f} net-epochs/s")
 
     return update, bar
 
@@ -371,8 +372,17 @@ def ls(results: Annotated[Path, typer.Argument(help="A folder to search below (a
             table.add_row("damaged", "", "", "", e["problem"], str(e["path"]))
             continue
         status = f"running (PID {e['pid']})" if e["status"] == "running" else e["status"]
-        table.add_row(status, f"{e['runs_done']}/{e['runs_total']}", e["started"], _duration(e["wall_seconds"]), e["command"], str(e["path"]))
+        table.add_row(status, _runs_text(e), e["started"], _duration(e["wall_seconds"]), e["command"], str(e["path"]))
     _console().print(table)
+
+
+def _runs_text(e: dict) -> str:
+    """'340/1000'; a search: '1800 in 4 rounds' when complete, else 'round 2: 650 runs so far'."""
+    if not e["rounds"] or e["rounds"] <= 1:
+        return f"{e['runs_done']}/{e['runs_total']}"
+    if e["status"] == "complete":
+        return f"{e['runs_done']} in {e['rounds']} rounds"
+    return f"round {e['rounds'] - 1}: {e['runs_done']} runs so far"
 
 
 def _duration(seconds) -> str:

@@ -416,6 +416,7 @@ def listing(path: Path) -> list[dict]:
                 "status": status,
                 "runs_done": m.get("runs_done"),
                 "runs_total": m.get("runs_total"),
+                "rounds": m.get("rounds", 1),  # a learning-rate search's total grows round by round
                 "started": str(m.get("started") or ""),
                 "wall_seconds": wall,
                 "command": m.get("command", ""),
