@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import shlex
+import signal
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -39,6 +40,22 @@ STUDY_COLUMNS = [
     "problem", "primary", "variant", "baseline", "learning_rate", "at_edge", "success_rate", "epochs_median",
     "final_test_accuracy", "effect", "effect_ci_low", "effect_ci_high", "effect_scale", "p", "winner",
 ]  # fmt: skip
+
+
+class StudyInterrupted(api.Interrupted):
+    """SIGINT or SIGTERM during a study: finished problems are kept, and the one running
+    saved what it had finished; ``resume_command`` resumes the study."""
+
+    def __init__(self, path: Path, resume_command: str, *, signum: int | None, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        super().__init__(path, resume_command, signum=signum)
+
+    def message(self) -> str:
+        name = signal.Signals(self.signum).name
+        return (
+            f"Interrupted ({name}): {self.done} of {self.total} problems are finished in {self.path} and the one running "
+            f"saved what it had finished (status: partial). Resume with:\n  {self.resume_command}"
+        )
 
 
 @dataclass(frozen=True)
@@ -289,7 +306,7 @@ def run_study(
             "quick": quick,
             "started": manifest.get("started", rs.now()),
             "finished": None,
-            "status": "partial",
+            "status": "running",  # as an experiment's: left so by a kill; --resume finishes it
             "problems_total": len(problems),
             "problems_done": 0,
             "wall_seconds": prior_wall,
@@ -320,10 +337,13 @@ def run_study(
             rs.write_json(out / "manifest.json", manifest)
             if on_problem:
                 on_problem(i, len(problems), problem, "skipped" if finished else "done")
-    except api.Interrupted:
-        manifest.update(wall_seconds=round(prior_wall + time.time() - started, 3))
+    except (api.Interrupted, KeyboardInterrupt) as exc:
+        manifest.update(status="partial", wall_seconds=round(prior_wall + time.time() - started, 3))
         rs.write_json(out / "manifest.json", manifest)
-        raise api.Interrupted(out, shlex.join(api.resume_command(command, out))) from None
+        if not isinstance(exc, api.Interrupted):
+            raise
+        resume = shlex.join(api.resume_command(command, out))
+        raise StudyInterrupted(out, resume, signum=exc.signum, done=manifest["problems_done"], total=len(problems)) from None
     study = table(rows)
     manifest.update(status="complete", finished=rs.now(), wall_seconds=round(prior_wall + time.time() - started, 3))
     rs.write_json(out / "manifest.json", manifest)

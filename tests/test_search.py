@@ -88,6 +88,8 @@ def test_rounds_run_ids_and_tuned_columns(tmp_path):
         assert lo < lr < hi and hi / lo <= 1.34**2 * 1.001
     manifest = yaml.safe_load((out / "manifest.json").read_text())
     assert manifest["runs_total"] == len(runs) and manifest["rounds"] == runs["round"].max() + 1
+    listed = runner.invoke(app, ["ls", str(out)])
+    assert listed.exit_code == 0 and f"{len(runs)} in {manifest['rounds']} rounds" in " ".join(listed.output.split())
 
 
 def test_same_rows_for_any_worker_count_chunking_and_executor(tmp_path):

@@ -346,7 +346,7 @@ def test_resume_finishes_a_problem_left_partial(suite, tmp_path):
 
 
 def _interrupt_after(runs: int):
-    def progress(done, total, epochs):
+    def progress(done, total, epochs, *rounds):
         if done >= runs:
             raise KeyboardInterrupt
 
@@ -444,8 +444,8 @@ def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finis
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert json.loads((out / "manifest.json").read_text())["status"] == "partial"
-    assert json.loads((out / "xor-long" / "manifest.json").read_text())["status"] == "partial"
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # as a kill leaves it
+    assert json.loads((out / "xor-long" / "manifest.json").read_text())["status"] in ("running", "partial")
     stamps = {name: (out / name / "runs.csv").stat().st_mtime_ns for name in ("xor-small", "iris-small")}
 
     result = _study(str(suite), "--out", str(out), "--resume")
@@ -459,7 +459,8 @@ def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finis
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_study_exits_130_and_prints_the_studys_resume_command(suite, tmp_path):
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_during_a_study_exits_with_its_code_and_prints_the_studys_resume_command(suite, tmp_path, signame, code):
     import os
     import signal
     import subprocess
@@ -476,10 +477,10 @@ def test_ctrl_c_during_a_study_exits_130_and_prints_the_studys_resume_command(su
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "the study never reached its third problem"
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (stdout, stderr)
+    assert proc.returncode == code, (stdout, stderr)
     text = " ".join(stderr.split())
-    assert "Traceback" not in stderr and f"saved in {out}" in text
+    assert "Traceback" not in stderr and f"Interrupted ({signame}): 2 of 3 problems are finished in {out}" in text, stderr
     assert f"nnrun study {suite} --workers 1 -q --out {out} --resume" in text
     assert json.loads((out / "manifest.json").read_text())["status"] == "partial"
