@@ -416,12 +416,16 @@ def test_bare_study_quick_runs_the_built_in_suite(tmp_path, monkeypatch):
     assert list(mnist["variant"]) == ["ce-softmax", "mse-softmax", "ce", "mse"] and mnist["final_test_accuracy"].notna().all()
 
 
-def test_compare_reads_a_study_directory_as_its_problems(suite, tmp_path):
+def test_compare_and_ls_read_a_study_directory_as_its_problems(suite, tmp_path):
     out = tmp_path / "s"
     _study(str(suite), "--out", str(out), "--quiet", "--set", "training.epochs=5")
     result = runner.invoke(app, ["compare", str(out), "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert "xor-small" in result.output and "iris-small" in result.output
+    listed = runner.invoke(app, ["ls", str(out)])
+    assert listed.exit_code == 0, listed.output
+    assert "xor-small" in listed.output and "iris-small" in listed.output
+    assert listed.output.count("complete") == 2  # the two problems; the study's own manifest is no experiment
 
 
 @pytest.mark.slow
