@@ -7,7 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -429,17 +434,10 @@ def test_compare_and_ls_read_a_study_directory_as_its_problems(suite, tmp_path):
     assert runner.invoke(app, ["ls", str(out)]).exit_code == 0
 
 
-@pytest.mark.slow
-def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finished_ones(suite, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def _study_in_its_third_problem(suite: Path, out: Path) -> subprocess.Popen:
+    """`nnrun study` in a subprocess, returned once its third (long) problem has started."""
     long = _problem("xor-long", training={"epochs": 12000}, seeds=40, convergence={"stop_converged": False}, logging={"every": 500})
     (suite / "c_long.yaml").write_text(yaml.safe_dump(long))
-    out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "nnrun", "study", str(suite), "--out", str(out), "--workers", "1", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + 120
@@ -447,6 +445,13 @@ def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finis
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "the study never reached its third problem"
         time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finished_ones(suite, tmp_path):
+    out = tmp_path / "killed"
+    proc = _study_in_its_third_problem(suite, out)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # as a kill leaves it
@@ -466,26 +471,11 @@ def test_sigkill_during_a_problem_then_resume_completes_without_retraining_finis
 @pytest.mark.slow
 @pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_during_a_study_exits_with_its_code_and_prints_the_studys_resume_command(suite, tmp_path, signame, code):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    long = _problem("xor-long", training={"epochs": 12000}, seeds=40, convergence={"stop_converged": False}, logging={"every": 500})
-    (suite / "c_long.yaml").write_text(yaml.safe_dump(long))
     out = tmp_path / "stopped"
-    cmd = [sys.executable, "-m", "nnrun", "study", str(suite), "--out", str(out), "--workers", "1", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.time() + 120
-    while not (out / "xor-long" / "manifest.json").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, "the study never reached its third problem"
-        time.sleep(0.05)
+    proc = _study_in_its_third_problem(suite, out)
     proc.send_signal(getattr(signal, signame))
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, (stdout, stderr)
     text = " ".join(stderr.split())
     assert "Traceback" not in stderr and f"Interrupted ({signame}): 2 of 3 problems are finished in {out}" in text, stderr
     assert f"nnrun study {suite} --workers 1 -q --out {out} --resume" in text
-    assert json.loads((out / "manifest.json").read_text())["status"] == "partial"
