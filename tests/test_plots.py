@@ -328,3 +328,14 @@ def test_empty_or_damaged_directories_exit_2(tmp_path, default_dir):
     assert result.exit_code == 2
     assert "curves.npz: missing" in " ".join(result.output.split())
     assert not (damaged / "plots").exists()
+
+
+def test_a_variant_keeps_its_colour_whatever_is_plotted_with_it():
+    alone = plots.variant_styles(["mse"])["mse"]
+    assert plots.variant_styles(["mitchell-on-ce", "ce", "mse"])["mse"] == alone
+    assert plots.variant_styles(["ce"])["ce"].color == "#1f77b4" and alone.color == "#ff7f0e"
+    builtin = [plots.variant_style(v).color for v in plots.FIXED_STYLES]
+    assert len(set(builtin)) == len(builtin)
+    custom = plots.variant_style("my-variant")
+    assert custom == plots.variant_style("my-variant") and custom.color in plots.SPARE_COLOURS
+    assert custom == plots.variant_styles(["ce", "my-variant"])["my-variant"]
