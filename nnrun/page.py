@@ -123,7 +123,7 @@ def tables_of(source: Source) -> tuple[dict[str, pd.DataFrame], list[str], str]:
 
 def question(config: Config, n_cells: int) -> str:
     """The experiment's question in one paragraph, from its config."""
-    variants = "; ".join(f"{v.name} ({v.output} output, {v.loss} loss, output delta {v.delta_formula})" for v in config.variant_objects())
+    variants = "; ".join(f"{v.name} ({v.output} output, {LOSS_WORDS.get(v.loss, v.loss)} loss, output delta {v.delta_formula})" for v in config.variant_objects())
     c = config.convergence
     criterion = {
         "max_error": f"every output is within {c.threshold:g} of its target (max |a − y| < {c.threshold:g})",
@@ -141,12 +141,29 @@ def question(config: Config, n_cells: int) -> str:
     )
 
 
+LOSS_WORDS = {"ce": "cross-entropy", "mse": "squared-error"}
+
+
 def _direction(row: pd.Series) -> str:
-    r = row["epochs_ratio_median"]
+    """'fewer' or 'more' epochs than the baseline when the Wilcoxon test (p < 0.05) and the
+    median ratio's CI agree; 'on balance' when only the test does; else 'no clear difference'."""
     if not report._ok(row["wilcoxon_p"]) or row["wilcoxon_p"] >= stats.ALPHA:
         return "no clear difference"
-    faster = r < 1 or (r == 1 and row["win_rate"] > 0.5)
-    return "fewer" if faster else "more"
+    lo, hi = row["epochs_ratio_ci_low"], row["epochs_ratio_ci_high"]
+    if pd.notna(lo) and (hi < 1 or lo > 1):
+        return "fewer" if hi < 1 else "more"
+    return "on balance"
+
+
+def _headline(row: pd.Series) -> str:
+    v, b = row["variant"], row["baseline"]
+    word = _direction(row)
+    if word == "no clear difference":
+        return f"no clear difference in epochs between {v} and {b}"
+    if word == "on balance":
+        faster = "faster" if row["win_rate"] > 0.5 else "slower"
+        return f"{v} was {faster} than {b} on balance by the signed-rank test, but the 95% CI of its median per-seed epochs ratio includes 1"
+    return f"{v} needed {word} epochs than {b}"
 
 
 def verdict_lines(tuned: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -158,14 +175,13 @@ def verdict_lines(tuned: pd.DataFrame, axes: list[str]) -> list[str]:
         base = rows["baseline"].iloc[0]
         if len(rows) == 1:
             row = rows.iloc[0]
-            word = _direction(row)
-            head = f"no clear difference in epochs between {variant} and {base}" if word == "no clear difference" else f"{variant} needed {word} epochs than {base}"
-            lines.append(f"Each at its own best learning rate ({variant} at {row['learning_rate']:g}, {base} at {row['baseline_learning_rate']:g}): {head}. In detail: {report.verdict(row)}.")
+            lines.append(f"Each at its own best learning rate ({variant} at {row['learning_rate']:g}, {base} at {row['baseline_learning_rate']:g}): {_headline(row)}. In detail: {report.verdict(row)}.")
         else:
             counts = rows.apply(_direction, axis=1).value_counts()
             lines.append(
-                f"Across the {len(rows)} sweep cells ({' × '.join(axes)}), each variant at its own best learning rate: {variant} needed fewer epochs than {base} "
-                f"in {counts.get('fewer', 0)}, more in {counts.get('more', 0)}, and showed no clear difference (Wilcoxon p ≥ {stats.ALPHA:g}) in {counts.get('no clear difference', 0)}. "
+                f"Across the {len(rows)} sweep cells ({' × '.join(axes)}), each variant at its own best learning rate, {variant} against {base}: "
+                f"fewer epochs in {counts.get('fewer', 0)} cells, more in {counts.get('more', 0)} (Wilcoxon p < {stats.ALPHA:g} and a median ratio whose CI excludes 1), "
+                f"a signed-rank difference whose median CI includes 1 in {counts.get('on balance', 0)}, and no clear difference in {counts.get('no clear difference', 0)}. "
                 "Each cell's numbers are in the overview and the sections below."
             )
     return lines

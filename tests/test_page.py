@@ -248,3 +248,21 @@ def test_train_report_writes_the_page_at_the_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"report: {tmp_path / 'run' / 'report.html'}" in result.output
     assert Page((tmp_path / "run" / "report.html").read_text()).counts["svg"] >= 4
+
+
+@pytest.mark.parametrize(
+    "p, low, high, expected",
+    [
+        (0.001, 0.5, 0.8, "fewer"),
+        (0.001, 1.2, 1.5, "more"),
+        (0.001, 0.68, 1.03, "on balance"),  # the default sweep's tuned pair: the test and the CI disagree
+        (0.2, 0.5, 0.8, "no clear difference"),
+    ],
+)
+def test_verdict_words_need_the_test_and_the_interval_to_agree(p, low, high, expected):
+    from nnrun import page
+
+    row = pd.Series({"variant": "mse", "baseline": "ce", "wilcoxon_p": p, "epochs_ratio_ci_low": low, "epochs_ratio_ci_high": high, "win_rate": 0.57})
+    assert page._direction(row) == expected
+    if expected == "on balance":
+        assert page._headline(row) == "mse was faster than ce on balance by the signed-rank test, but the 95% CI of its median per-seed epochs ratio includes 1"
