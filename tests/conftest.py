@@ -51,3 +51,23 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+# The default sweep, shrunk for CLI tests: its 5 learning rates × 5 seeds × 300 epochs.
+SMALL_SWEEP = ["--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet"]
+
+
+def invoke(*args):
+    """`nnrun ARGS` in-process through Typer's CliRunner; arguments may be paths."""
+    from typer.testing import CliRunner
+
+    from nnrun.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def small_sweep(out: Path, *extra: str) -> Path:
+    """`nnrun sweep` shrunk (SMALL_SWEEP) with ``extra`` options, into ``out``."""
+    result = invoke("sweep", *SMALL_SWEEP, *extra, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out

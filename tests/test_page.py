@@ -13,24 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from nnrun.cli import app
-from conftest import tiny_config
+from conftest import invoke, small_sweep, tiny_config
 
-runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet"]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def sweep(out: Path, *extra: str) -> Path:
-    result = invoke("sweep", *TINY, *extra, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def report(*args) -> str:
@@ -42,7 +28,7 @@ def report(*args) -> str:
 @pytest.fixture(scope="module")
 def default_dir(tmp_path_factory) -> Path:
     """The default sweep, shrunk, with its page written."""
-    out = sweep(tmp_path_factory.mktemp("page") / "default")
+    out = small_sweep(tmp_path_factory.mktemp("page") / "default")
     report(out)
     return out
 
@@ -50,7 +36,7 @@ def default_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def grid_dir(tmp_path_factory) -> Path:
     """A 2 × 2 grid, with its page written."""
-    out = sweep(tmp_path_factory.mktemp("page") / "grid", "--grid", "model.hidden=[2],[4]", "--grid", "model.init.scale=0.5,2")
+    out = small_sweep(tmp_path_factory.mktemp("page") / "grid", "--grid", "model.hidden=[2],[4]", "--grid", "model.init.scale=0.5,2")
     report(out)
     return out
 
@@ -185,7 +171,7 @@ def test_a_sweep_gets_an_overview_before_each_cell(grid_dir, tmp_path):
     assert text.index("Overview across the sweep") < text.index("model.hidden = [2], model.init.scale = 0.5")
     assert len(page.tables["overview"]) == 1 + 4 * 2  # header, then (2 × 2 cells) × 2 variants
     assert "mse / ce epochs" in text and "ce success" in text  # the heatmaps' panel titles
-    one = sweep(tmp_path / "one", "--grid", "model.init.scale=0.5,2")
+    one = small_sweep(tmp_path / "one", "--grid", "model.init.scale=0.5,2")
     report(one)
     assert "xor across model.init.scale" in page_of(one)[0]  # one axis: lines over it
 

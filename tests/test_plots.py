@@ -11,36 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from conftest import invoke, small_sweep
 from nnrun import plots, stats
-from nnrun.cli import app
 
-runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet"]
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
 BUDGET = 300  # the tiny sweeps' training.epochs
 STEMS = ["curves-ce", "success", "epochs", "ecdf"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def sweep(out: Path, *extra: str) -> Path:
-    result = invoke("sweep", *TINY, *extra, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
 def default_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "default")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "default")
 
 
 @pytest.fixture(scope="module")
 def axis_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
 
 
 def png_size(path: Path) -> tuple[int, int]:
