@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnrun import api, gradcheck, report, stats
+from nnrun import api, gradcheck, report, stats, tuning
 from nnrun.config import load
 from nnrun.variants import VARIANTS
 
@@ -52,7 +52,7 @@ def pvalue(p: float) -> str:
 
 
 def lr_text(lr: float) -> str:
-    return f"{lr:g}"
+    return f"{lr:.4g}"  # lattice rates such as 2.37137370566 read as 2.371
 
 
 def ci(low: float, high: float, fmt=pct) -> str:
@@ -117,30 +117,40 @@ def sweep_part() -> tuple[str, dict]:
         result = api.execute(config, out=Path(tmp) / "default-sweep", workers=1, command=["docs/make_readme_tables.py"])
         runs, summary = result.runs, result.summary  # runs is read from disk: inside the with
     shared, tuned = result.comparison, result.tuned
-    best = stats.best_rates(runs, summary, [])
-    lrs = [float(x) for x in config.learning_rates]
+    best = tuning.best_rates(runs, summary, [])
+    lrs = [float(x) for x in config.first_rates()]  # both variants ran these; a search adds rates per variant
+    search = config.search
+    rates_text = (
+        f"a learning-rate search per variant (first {', '.join(lr_text(x) for x in lrs)}, then rounds on a log lattice "
+        f"{search.resolution:g}× apart around each variant's tuned rate, within {lr_text(search.limits[0])}–{lr_text(search.limits[1])})"
+        if search
+        else f"learning rates {', '.join(lr_text(x) for x in lrs)}"
+    )
+    net_epochs = runs.groupby("round")["epochs_run"].sum()
 
     t = config.training
     lines = [
         "### Which one trains faster?",
         "",
-        f"The default sweep (`nnrun sweep`: the seed's XOR network, {len(config.seed_list())} seeds × learning rates "
-        f"{', '.join(lr_text(x) for x in lrs)}, summed full-batch gradient descent for up to {t.epochs:,} epochs, "
+        f"The default sweep (`nnrun sweep`: the seed's XOR network, {len(config.seed_list())} seeds × {rates_text}, "
+        f"summed full-batch gradient descent for up to {t.epochs:,} epochs, "
         f"converged when every |a − y| < {config.convergence.threshold:g}; the same seed starts every variant from the same weights). "
         "Every run counts: one that does not converge within the budget, or diverges, is censored there, so median epochs are "
         "Kaplan–Meier medians ('> budget' when fewer than half the runs converged), and the per-seed ratio counts such a run as "
         "slower than any converged one:",
         "",
-        f"| learning rate | `{BASELINE}` success | `{BASELINE}` median epochs [95% CI] | `{OTHER}` success | `{OTHER}` median epochs [95% CI] | `{OTHER}` / `{BASELINE}` epochs, per seed [95% CI] | Wilcoxon p |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| learning rate | round | `{BASELINE}` success | `{BASELINE}` median epochs [95% CI] | `{OTHER}` success | `{OTHER}` median epochs [95% CI] | `{OTHER}` / `{BASELINE}` epochs, per seed [95% CI] | Wilcoxon p |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for lr in lrs:
-        b = summary[(summary["variant"] == BASELINE) & (summary["learning_rate"] == lr)].iloc[0]
-        o = summary[(summary["variant"] == OTHER) & (summary["learning_rate"] == lr)].iloc[0]
-        c = shared[(shared["variant"] == OTHER) & (shared["learning_rate"] == lr)].iloc[0]
-        lines.append(
-            f"| {lr_text(lr)} | {pct(b['success_rate'])} | {km_median(b)} | {pct(o['success_rate'])} | {km_median(o)} | {ratio_text(c)} | {pvalue(c['wilcoxon_p'])} |"
-        )
+    for lr in sorted(summary["learning_rate"].unique()):
+        cells = []
+        for variant in (BASELINE, OTHER):
+            row = summary[(summary["variant"] == variant) & (summary["learning_rate"] == lr)]
+            cells += [pct(row.iloc[0]["success_rate"]), km_median(row.iloc[0])] if len(row) else ["", ""]
+        c = shared[(shared["variant"] == OTHER) & (shared["learning_rate"] == lr)]
+        cells += [ratio_text(c.iloc[0]), pvalue(c.iloc[0]["wilcoxon_p"])] if len(c) else ["", ""]
+        round_ = int(runs.loc[runs["learning_rate"] == lr, "round"].min())
+        lines.append(f"| {lr_text(lr)} | {round_} | " + " | ".join(cells) + " |")
 
     lines += [
         "",
@@ -153,7 +163,7 @@ def sweep_part() -> tuple[str, dict]:
     ]
     for _, row in best.iterrows():
         lines.append(
-            f"| `{row['variant']}` | {lr_text(row['learning_rate'])} | {int(row['eligible'])} of {int(row['rates_tried'])} | {'yes' if row['at_edge'] else 'no'} "
+            f"| `{row['variant']}` | {lr_text(round(row['learning_rate'], 3))} | {int(row['eligible'])} of {int(row['rates_tried'])} | {'yes' if row['at_edge'] else 'no'} "
             f"| {pct(row['success_rate'])}{ci(row['success_ci_low'], row['success_ci_high'])} | {km_median(row)} |"
         )
     tr = tuned[tuned["variant"] == OTHER].iloc[0]
@@ -161,10 +171,16 @@ def sweep_part() -> tuple[str, dict]:
         "",
         "| comparison | seeds paired | epochs ratio, median per seed [95% CI] | Wilcoxon p | faster on | success (McNemar p) |",
         "|---|---:|---:|---:|---:|---:|",
-        f"| `{OTHER}` at lr {lr_text(tr['learning_rate'])} vs `{BASELINE}` at lr {lr_text(tr['baseline_learning_rate'])} | {int(tr['seeds_paired'])} "
+        f"| `{OTHER}` at lr {lr_text(round(tr['learning_rate'], 3))} vs `{BASELINE}` at lr {lr_text(round(tr['baseline_learning_rate'], 3))} | {int(tr['seeds_paired'])} "
         f"| {ratio_text(tr)} | {pvalue(tr['wilcoxon_p'])} "
         f"| {pct(tr['win_rate'])} of seeds | {pct(tr['success_rate'])} vs {pct(tr['baseline_success_rate'])} ({pvalue(tr['mcnemar_p'])}) |",
     ]
+    if search:
+        lines += [
+            "",
+            f"The search took {len(net_epochs)} rounds and {net_epochs.sum():,} network-epochs, "
+            f"{net_epochs.sum() / net_epochs.iloc[0]:.2f}× its first round's {net_epochs.iloc[0]:,}.",
+        ]
     facts = {"summary": summary, "shared": shared, "best": best, "tuned": tr, "lrs": lrs}
     return "\n".join(lines), facts
 
@@ -204,7 +220,7 @@ def answer(checks: list[gradcheck.Check], facts: dict) -> str:
         f"{pct(b_top['success_rate'])} of seeds and `{OTHER}` on {pct(o_top['success_rate'])}."
     )
     tuned_sentence = (
-        f"Each at its own best learning rate (`{BASELINE}` {lr_text(tr['baseline_learning_rate'])}, `{OTHER}` {lr_text(tr['learning_rate'])}), "
+        f"Each at its own best learning rate (`{BASELINE}` {lr_text(round(tr['baseline_learning_rate'], 3))}, `{OTHER}` {lr_text(round(tr['learning_rate'], 3))}), "
         f"`{OTHER}` needed {ratio_text(tr)} the epochs of `{BASELINE}` (median per seed, 95% CI), "
         f"{faster(tr)}"
     )

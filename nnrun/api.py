@@ -96,6 +96,7 @@ def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "run_id": chunk.run_ids,
+            "round": chunk.round,
             "variant": v.name,
             "output": v.output,
             "loss": v.loss,
@@ -159,6 +160,26 @@ def cell_runs(directory: Path, p: Plan, done: set[int]):
             yield cell.config, pd.concat([chunk_frame(p, c, rs.journal_read(directory, c.id, rs.per_run_scalars)) for c in chunks], ignore_index=True)
 
 
+def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int], list[float]]:
+    """A search's next round: per (cell, variant index), the untried lattice neighbours of
+    its tuned rate so far (empty once every neighbour is tried, or after max_rounds)."""
+    from nnrun import search, stats, tuning
+
+    s = p.config.search
+    if s is None or p.rounds > s.max_rounds:
+        return {}
+    names = [v.name for v in p.config.variant_objects()]
+    out = {}
+    for cell, (config, runs) in zip(p.cells, cell_runs(directory, p, done)):
+        summary = stats.summarize(runs, [], budget=config.training.epochs)
+        for _, best in tuning.best_rates(runs, summary, []).iterrows():
+            tried = sorted(summary.loc[summary["variant"] == best["variant"], "learning_rate"])
+            rates = search.neighbours(float(best["learning_rate"]), tried, s)
+            if rates:
+                out[(cell.index, names.index(best["variant"]))] = rates
+    return out
+
+
 def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
     chunks = [c for c in p.chunks if c.id in done]
     grid = np.unique(np.concatenate([rs.journal_read(directory, c.id, lambda k: k == "log_epochs")["log_epochs"] for c in chunks]))
@@ -195,29 +216,31 @@ def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
 
 
 def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """summary.csv, comparison.csv and tuned.csv (each variant at its best learning rate),
+    """summary.csv, comparison.csv, tuned.csv (each variant at its best learning rate) and
+    tuning_budget.csv (the expected best median for k random rates),
     from ``cells``: (config, runs) pairs whose groups do not span pairs."""
     import pandas as pd
 
-    from nnrun import stats
+    from nnrun import stats, tuning
 
     axes = axis_columns(config)
     baseline = config.variant_objects()[0].name
-    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": []}
+    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": [], "tuning_budget": []}
     for cell_config, runs in cells:
         budget = cell_config.training.epochs
         summary = stats.summarize(runs, axes, budget=budget)
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
         parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=budget, memo=memo))
-        parts["tuned"].append(stats.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
+        parts["tuned"].append(tuning.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
+        parts["tuning_budget"].append(tuning.tuning_budget(summary, axes))
     tables = []
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         rs.write_csv(directory / f"{name}.csv", table)
         tables.append(table)
-    return tables[0], tables[1], tables[2]
+    return tables[0], tables[1], tables[2]  # tuning_budget.csv is for files and figures only
 
 
 def preflight(p: Plan) -> None:
@@ -299,7 +322,8 @@ def execute(
             "started": manifest.get("started", rs.now()),
             "finished": None,
             "status": "partial",
-            "runs_total": p.n_runs,
+            "runs_total": p.n_runs,  # with a search: the runs of the rounds planned so far
+            "rounds": p.rounds,
             "runs_done": sum(c.size for c in p.chunks if c.id in done),
             "chunk_runs": p.chunk_runs,
             "wall_seconds": prior_wall,
@@ -334,30 +358,44 @@ def execute(
 
     tables: list[pd.DataFrame] = []
 
-    chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
     try:
-        for chunk, result in chunks:
-            rs.journal_write(out, chunk.id, result)
-            done.add(chunk.id)
-            runs_done += chunk.size
-            epochs_done += int(result["epochs_run"].sum())
+        while True:  # one pass per round of a learning-rate search; a plain list has one
+            chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats) if todo else iter_none()
+            try:
+                for chunk, result in chunks:
+                    rs.journal_write(out, chunk.id, result)
+                    done.add(chunk.id)
+                    runs_done += chunk.size
+                    epochs_done += int(result["epochs_run"].sum())
+                    if progress:
+                        progress(runs_done, p.n_runs, epochs_done)
+                    if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
+                        t0 = time.time()
+                        save("partial")
+                        last_flush = time.time()
+                        flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
+            finally:
+                chunks.close()  # the pool or cluster is shut down on any way out (the CLI ends with os._exit)
+            rates = next_rates(out, p, done)  # rebuilt from the journal, so a resumed search takes the same rounds
+            if not rates:
+                break
+            p = p.extend(rates)
+            todo = [c for c in p.chunks if c.id not in done]
+            manifest.update(runs_total=p.n_runs, rounds=p.rounds)
             if progress:
                 progress(runs_done, p.n_runs, epochs_done)
-            if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
-                t0 = time.time()
-                save("partial")
-                last_flush = time.time()
-                flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
     except KeyboardInterrupt:
-        chunks.close()  # the workers stop now, not when the generator is collected
         save("partial")
         resume_cmd = shlex.join(_resume_command(command, out))
         raise Interrupted(out, resume_cmd) from None
-    finally:
-        chunks.close()  # the pool or cluster is shut down on any way out (the CLI ends with os._exit)
     save("complete")
     rs.journal_clear(out)  # everything it held is in the results files now
     return RunResult(out, config, *tables, manifest=manifest)
+
+
+def iter_none():
+    """No chunks to train (a round that finished before an interrupt): no pool, no cluster."""
+    yield from ()
 
 
 def _import_stats() -> None:

@@ -155,7 +155,7 @@ def _progress_bar():
             state["t0"] = time.time()
             return
         dt = max(time.time() - state["t0"], 1e-9)
-        bar.update(state["task"], completed=done, rate=f"{epochs / dt:,.0f} net-epochs/s")
+        bar.update(state["task"], completed=done, total=total, rate=f"{epochs / dt:,.0f} net-epochs/s")  # a search's total grows by round
 
     return update, bar
 
@@ -213,7 +213,11 @@ def validate(
     p = plan(cfg)
     for cell in p.cells:
         load_data(cell.config)
-    _console().print(f"{config}: valid — {n_runs(cfg)} runs ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {len(cfg.learning_rates)} learning rates × {len(cfg.seed_list())} seeds)", markup=False)
+    rates = f"{len(cfg.first_rates())} learning rates"
+    if cfg.search:
+        rates = f"a learning-rate search starting with {len(cfg.first_rates())} rates"
+    total = f"{n_runs(cfg)} runs" if not cfg.search else f"{n_runs(cfg)} runs in round 0, more in later rounds"
+    _console().print(f"{config}: valid — {total} ({len(p.cells)} sweep cells × {len(cfg.variants)} variants × {rates} × {len(cfg.seed_list())} seeds)", markup=False)
 
 
 @app.command()

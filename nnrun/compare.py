@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
-from nnrun import report, stats
+from nnrun import report, stats, tuning
 from nnrun import results as rs
 from nnrun.config import Config, ConfigError, read_config
 from nnrun.results import ResultsError
@@ -135,7 +135,7 @@ def tables(runs: pd.DataFrame, keys: list[str], pooled: list[str], baseline: str
     return {
         "summary": summary,
         "comparison": stats.compare(runs, keys, baseline, metric, pair_on=pair_on),
-        "tuned": stats.tuned(runs, summary, keys, baseline, metric, pair_on=pair_on),
+        "tuned": tuning.tuned(runs, summary, keys, baseline, metric, pair_on=pair_on),
     }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from nnrun.datasets import DATASETS
 from nnrun.variants import DELTA_RULES, LOSS_NAMES, OUTPUT_NAMES, VARIANTS, Variant, VariantError
@@ -165,6 +165,38 @@ class LoggingConfig(Strict):
     save_weights: bool = False  # weights.npz costs disk on large sweeps; ask for it
 
 
+class LRSearch(Strict):
+    """A learning-rate search per variant and sweep cell: the ``first`` rates, then rounds
+    on a fixed log lattice (``resolution`` apart) around each variant's tuned rate."""
+
+    search: Literal["log"]  # the only kind: rates on a log lattice
+    first: list[PositiveFloat] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0], min_length=1)  # a coarse grid, two decades
+    resolution: float = Field(1.33, gt=1.0, le=10.0, allow_inf_nan=False)  # neighbours ~10^(1/8) apart: a tuned rate within 33%
+    limits: tuple[PositiveFloat, PositiveFloat] = (0.001, 1000.0)  # rates beyond these are never tried
+    max_rounds: int = Field(20, ge=1, le=1000)  # every search ends; hitting it marks the result at_edge
+
+    @field_validator("first")
+    @classmethod
+    def _unique_first(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("learning_rates.first: the list repeats a learning rate")
+        return value
+
+    @model_validator(mode="after")
+    def _inside_limits(self) -> "LRSearch":
+        lo, hi = self.limits
+        if not lo < hi:
+            raise ValueError(f"learning_rates.limits: expected [low, high] with low < high, got [{lo:g}, {hi:g}]")
+        outside = [x for x in self.first if not lo <= x <= hi]
+        if outside:
+            raise ValueError(f"learning_rates.first: {outside[0]:g} lies outside learning_rates.limits [{lo:g}, {hi:g}]")
+        return self
+
+
+def _rates_kind(value: Any) -> str:
+    return "LRSearch" if isinstance(value, (dict, LRSearch)) else "list[...]"
+
+
 RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep")
 
 
@@ -174,7 +206,11 @@ class Config(Strict):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     variants: list[Union[str, InlineVariant]] = Field(default_factory=lambda: ["ce", "mse"], min_length=1)  # the seed's question
-    learning_rates: list[PositiveFloat] = Field(default_factory=lambda: [0.5, 1.0, 2.0], min_length=1)  # around the seed's 1
+    # A list, or a search (a mapping with `search: log`); the list is the seed's 1 and its neighbours.
+    learning_rates: Annotated[
+        Union[Annotated[list[PositiveFloat], Field(min_length=1), Tag("list[...]")], Annotated[LRSearch, Tag("LRSearch")]],
+        Discriminator(_rates_kind),
+    ] = Field(default_factory=lambda: [0.5, 1.0, 2.0])
     seeds: Union[Annotated[int, Field(ge=1, le=10_000_000)], list[Annotated[int, Field(ge=0)]]] = 100  # 0..99
     convergence: ConvergenceConfig = ConvergenceConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -210,8 +246,8 @@ class Config(Strict):
 
     @field_validator("learning_rates")
     @classmethod
-    def _unique_lrs(cls, value: list) -> list:
-        if len(set(value)) != len(value):
+    def _unique_lrs(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(set(value)) != len(value):
             raise ValueError("learning_rates: the list repeats a learning rate")
         return value
 
@@ -230,6 +266,15 @@ class Config(Strict):
         return value
 
     # --------------------------------------------------------------- derived values
+
+    @property
+    def search(self) -> LRSearch | None:
+        """The learning-rate search, or None for a plain list of rates."""
+        return self.learning_rates if isinstance(self.learning_rates, LRSearch) else None
+
+    def first_rates(self) -> list[float]:
+        """The rates of the first (for a plain list, the only) round."""
+        return list(self.search.first if self.search else self.learning_rates)
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -263,7 +308,7 @@ def _schema_paths(model: type[BaseModel] = Config, prefix: str = "") -> dict[str
     return out
 
 
-SCHEMA_PATHS = _schema_paths()
+SCHEMA_PATHS = _schema_paths() | _schema_paths(LRSearch, "learning_rates.")  # a search is the mapping form of learning_rates
 
 
 def _loc(loc: tuple) -> str:
@@ -632,7 +677,7 @@ def check_axes(config: Config, source: str) -> None:
 
 def n_runs(config: Config) -> int:
     n_cells = math.prod(len(v) for v in config.sweep.values()) if config.sweep else 1
-    return n_cells * len(config.variants) * len(config.learning_rates) * len(config.seed_list())
+    return n_cells * len(config.variants) * len(config.first_rates()) * len(config.seed_list())
 
 
 def read_config(directory: Path) -> Config:

@@ -34,7 +34,8 @@ MAX_CHUNK_RUNS = 4096
 class Chunk:
     """Runs ``start .. start+size−1``: positions ``lo .. hi−1`` of one (cell, variant) batch,
     whose runs go learning rate → seed. Positions, not value lists, keep a million-run plan
-    small; ``lrs_seeds`` turns them into values with the cell's config."""
+    small; ``lrs_seeds`` turns them into values with the cell's config. A search round's
+    batch carries its own rates (``lrs``); the first round's are the config's."""
 
     id: int
     cell: int
@@ -42,6 +43,8 @@ class Chunk:
     start: int
     lo: int
     hi: int
+    round: int = 0
+    lrs: tuple[float, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -55,7 +58,8 @@ class Chunk:
         """(learning rates, seeds) of this chunk's runs, from its cell's config."""
         seeds = np.arange(config.seeds) if isinstance(config.seeds, int) else np.asarray(config.seeds, dtype=np.int64)
         pos = np.arange(self.lo, self.hi)
-        return np.asarray(config.learning_rates, dtype=float)[pos // len(seeds)], seeds[pos % len(seeds)]
+        rates = self.lrs if self.lrs is not None else config.first_rates()
+        return np.asarray(rates, dtype=float)[pos // len(seeds)], seeds[pos % len(seeds)]
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,23 @@ class Plan:
     @property
     def n_runs(self) -> int:
         return sum(c.size for c in self.chunks)
+
+    @property
+    def rounds(self) -> int:
+        """How many rounds of rates the plan holds (1 without a search)."""
+        return 1 + max((c.round for c in self.chunks), default=0)
+
+    def extend(self, rates: dict[tuple[int, int], list[float]]) -> "Plan":
+        """This plan and one more round: for each (cell, variant) in ``rates``, its new
+        rates × seeds, run ids and chunk ids continuing, in cell → variant → rate → seed order."""
+        chunks, run_id, r = list(self.chunks), self.n_runs, self.rounds
+        n_seeds = len(self.config.seed_list())
+        for (cell, variant), lrs in sorted(rates.items()):
+            batch = len(lrs) * n_seeds
+            for lo in range(0, batch, self.chunk_runs):
+                chunks.append(Chunk(len(chunks), cell, variant, run_id + lo, lo, min(batch, lo + self.chunk_runs), r, tuple(sorted(lrs))))
+            run_id += batch
+        return Plan(self.config, self.cells, tuple(chunks), self.chunk_runs)
 
 
 def per_run_bytes(config: Config, data: Data | None = None) -> int:
@@ -88,7 +109,7 @@ def plan(config: Config, chunk_runs: int | None = None, workers: int = 1) -> Pla
     """Chunks in run-id order; run ids go cell → variant → learning rate → seed."""
     all_cells = tuple(cells(config))
     seeds = config.seed_list()
-    batch = len(config.learning_rates) * len(seeds)
+    batch = len(config.first_rates()) * len(seeds)
     if chunk_runs is None:
         total = batch * len(config.variants) * len(all_cells)
         cap = min(MAX_CHUNK_RUNS, max(1, CHUNK_BYTES // max(per_run_bytes(c.config, _data_or_none(c.config)) for c in all_cells)))

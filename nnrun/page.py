@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nnrun import compare, overview, plots, report, stats
+from nnrun import compare, overview, plots, report, stats, tuning
 from nnrun import results as rs
 from nnrun.config import Config, ConfigError, read_config
 from nnrun.stats import EPOCHS
@@ -131,8 +131,9 @@ def question(config: Config, n_cells: int) -> str:
         "loss": f"its {c.metric} loss falls below {c.threshold:g}",
     }[c.criterion]
     cells = f" in each of {n_cells} sweep cells ({', '.join(config.sweep)})" if config.sweep else ""
-    lrs = config.learning_rates if isinstance(config.learning_rates, list) else "found by a search"
-    lrs_text = ", ".join(f"{x:g}" for x in lrs) if isinstance(lrs, list) else lrs
+    lrs_text = ", ".join(f"{x:g}" for x in config.first_rates())
+    if config.search:
+        lrs_text = f"found by a search on a log lattice, starting from {lrs_text} and refined around each variant's best"
     return (
         f"Which output-layer variant trains this network in fewer epochs, and more reliably: {variants}? "
         f"Network and training: {plots.describe(config)}. Each variant is trained from {len(config.seed_list())} seeds "
@@ -190,7 +191,7 @@ def verdict_lines(tuned: pd.DataFrame, axes: list[str]) -> list[str]:
 def caveats(source: Source, frames: dict[str, pd.DataFrame], axes: list[str]) -> list[str]:
     """What the verdict rests on: the tuned rule, rates at an edge, censoring, seeds."""
     runs, tuned = source.runs, frames["tuned"]
-    out = [f"Tuned rule: {stats.TUNED_RULE}."]
+    out = [f"Tuned rule: {tuning.TUNED_RULE}."]
     if len(tuned):
         columns = [*axes, "variant", "learning_rate", "lr_high"]
         sides = [
@@ -288,11 +289,18 @@ def cell_figures(source: Source, axes: list[str]) -> dict[tuple, list[Picture]]:
     """plots.py's figures for each sweep cell, keyed by the cell's axis values."""
     sweep = plots.Sweep(source.path, source.config, source.runs, source.curves)
     styles = plots.variant_styles([v.name for v in source.config.variant_objects()])
-    captions = {"curves-ce": "Training loss (cross-entropy) per learning rate", "success": "Success vs learning rate", "epochs": "Epochs to converge vs learning rate, with n", "ecdf": "Time to convergence (Kaplan–Meier) at each variant's tuned rate"}
+    captions = {
+        "curves-ce": "Training loss (cross-entropy) per learning rate",
+        "success": "Success vs learning rate",
+        "epochs": "Epochs to converge vs learning rate, with n",
+        "ecdf": "Time to convergence (Kaplan–Meier) at each variant's tuned rate",
+        "sensitivity": "Sensitivity to the learning rate: every rate the search tried",
+        "tuning-budget": "Tuning budget: the best median epochs to expect from k random rates",
+    }
     out = {}
     for f, figures in plots.sweep_figures(sweep, CURVE_METRIC, axes, styles):
         key = tuple(v for _, v in f.group.key)
-        out[key] = [Picture(captions[stem], svg(fig, f"{source.path}:{key}:{stem}")) for stem, fig in figures.items()]
+        out[key] = [Picture(captions.get(stem, stem), svg(fig, f"{source.path}:{key}:{stem}")) for stem, fig in figures.items()]
     return out
 
 

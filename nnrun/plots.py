@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from nnrun import stats
+from nnrun import stats, tuning
 from nnrun.config import Config, ConfigError, cells, hint, read_config
 from nnrun.results import ResultsError, find_results, read_manifest, read_runs
 
@@ -247,7 +247,7 @@ def ecdf_points(runs: pd.DataFrame, summary: pd.DataFrame, best: pd.DataFrame | 
     each epoch, 1 − S(t), with its 95% log-log band (``low``, ``high``), from the same
     estimator as summary.csv. A censored run counts until the budget, so each curve ends
     at the estimated success rate rather than at 1."""
-    best = best if best is not None else stats.best_rates(runs, summary, [])
+    best = best if best is not None else tuning.best_rates(runs, summary, [])
     parts = []
     for _, b in best.iterrows():
         g = runs[(runs["variant"] == b["variant"]) & (runs["learning_rate"] == b["learning_rate"])]
@@ -366,7 +366,22 @@ def _plain_log_labels(axis) -> None:
 
 
 def _lr(lr: float) -> str:
-    return f"{lr:g}"
+    return f"{lr:.4g}"
+
+
+MAX_RATE_TICKS = 7  # beyond this many rates (a search's lattice), ordinary log ticks
+
+
+def _rate_ticks(ax, rates) -> None:
+    """The tried rates as the ticks, or plain log ticks when a search tried too many to label."""
+    from matplotlib.ticker import NullLocator
+
+    rates = sorted(set(rates))
+    if len(rates) <= MAX_RATE_TICKS:
+        ax.set_xticks(rates, [_lr(x) for x in rates])
+        ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
+    else:
+        _plain_log_labels(ax.xaxis)
 
 
 def draw_curves(bands: pd.DataFrame, metric: str, styles: dict, heading: str, budget: int, every: int, ylim=None):
@@ -430,14 +445,13 @@ def _errorbars(ax, points: pd.DataFrame, styles: dict, y_col: str, low_col: str,
 
 
 def draw_success(points: pd.DataFrame, styles: dict, heading: str):
-    from matplotlib.ticker import NullLocator, PercentFormatter
+    from matplotlib.ticker import PercentFormatter
 
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
     variants = _errorbars(ax, points, styles, "success_rate", "success_ci_low", "success_ci_high")
     ax.set_xscale("log")
-    ax.set_xticks(sorted(set(points["learning_rate"])), [_lr(x) for x in sorted(set(points["learning_rate"]))])
-    ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
+    _rate_ticks(ax, points["learning_rate"])
     ax.set_ylim(-0.04, 1.04)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("learning rate (log scale)")
@@ -449,8 +463,6 @@ def draw_success(points: pd.DataFrame, styles: dict, heading: str):
 
 
 def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, heading: str, budget: int, ylim=None):
-    from matplotlib.ticker import NullLocator
-
     fig = _figure(PLOT_SIZE)
     ax = fig.subplots()
     reached = points[points["reached"]]
@@ -462,7 +474,9 @@ def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, headin
         p = points[points["variant"] == v]
         x = p["learning_rate"].to_numpy(float) * _dodge(i, len(order))
         y = np.where(p["reached"], p["epochs_median"], budget)
-        for xi, yi, (_, row) in zip(x, y, p.iterrows()):  # n behind every point: converged / runs
+        for xi, yi, (_, row) in zip(x, y, p.iterrows()):  # n behind every point (a dense search: where some failed)
+            if len(p) > MAX_RATE_TICKS and row["converged"] == row["runs"]:
+                continue
             ax.annotate(f"{int(row['converged'])}/{int(row['runs'])}", (xi, yi), fontsize="xx-small", color=styles[v].color, xytext=(3, -8), textcoords="offset points")
         gone = p[~p["reached"]]
         if len(gone):  # not reached: the median lies above the budget
@@ -471,9 +485,8 @@ def draw_epochs(points: pd.DataFrame, all_lrs: list[float], styles: dict, headin
     ax.set_xscale("log")
     ax.set_yscale("log")
     lrs = sorted(set(all_lrs))
-    ax.set_xticks(lrs, [_lr(x) for x in lrs])
+    _rate_ticks(ax, lrs)
     ax.set_xlim(min(lrs) / 10 ** (3 * DODGE + 0.1), max(lrs) * 10 ** (3 * DODGE + 0.1))
-    ax.xaxis.set_minor_locator(NullLocator())  # the learning rates themselves are the ticks
     ax.axhline(budget, color="0.5", linestyle=":", linewidth=1)
     ax.annotate(f"epoch budget {budget:,}", (0.01, budget), xycoords=("axes fraction", "data"), va="bottom", fontsize="small", color="0.4")
     ax.set_xlabel("learning rate (log scale)")
@@ -521,6 +534,63 @@ def draw_ecdf(points: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: s
     return fig
 
 
+def draw_sensitivity(summary: pd.DataFrame, best: pd.DataFrame, styles: dict, heading: str, budget: int):
+    """Success (top) and Kaplan–Meier median epochs (bottom) against every tried learning
+    rate, each variant's tuned rate ringed: how sharply each variant depends on its rate."""
+    from matplotlib.ticker import PercentFormatter
+
+    fig = _figure((PLOT_SIZE[0], PLOT_SIZE[1] * 1.5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    variants = list(dict.fromkeys(summary["variant"]))
+    for v in variants:
+        s = summary[summary["variant"] == v].sort_values("learning_rate")
+        st = styles[v]
+        lo, hi = s["success_rate"] - s["success_ci_low"], s["success_ci_high"] - s["success_rate"]
+        top.errorbar(s["learning_rate"], s["success_rate"], yerr=[lo, hi], color=st.color, marker=st.marker, linestyle=st.linestyle, capsize=2, markersize=4)
+        med = s["epochs_median"].fillna(budget)
+        bottom.plot(s["learning_rate"], med, color=st.color, marker=st.marker, linestyle=st.linestyle, markersize=4)
+        gone = s[s["epochs_median"].isna()]
+        bottom.plot(gone["learning_rate"], np.full(len(gone), budget), linestyle="none", marker="^", markerfacecolor="none", color=st.color, markersize=9)
+        for _, b in best[best["variant"] == v].iterrows():
+            row = s[s["learning_rate"] == b["learning_rate"]].iloc[0]
+            top.plot([b["learning_rate"]], [row["success_rate"]], marker="o", markersize=14, markerfacecolor="none", color=st.color)
+            bottom.plot([b["learning_rate"]], [med[s["learning_rate"] == b["learning_rate"]].iloc[0]], marker="o", markersize=14, markerfacecolor="none", color=st.color)
+    top.set_xscale("log")
+    top.set_ylim(-0.04, 1.04)
+    top.yaxis.set_major_formatter(PercentFormatter(1.0))
+    top.set_ylabel("runs converged")
+    bottom.set_yscale("log")
+    bottom.axhline(budget, color="0.5", linestyle=":", linewidth=1)
+    bottom.set_ylabel("median epochs (Kaplan–Meier)")
+    bottom.set_xlabel("learning rate (log scale); ring: the tuned rate; ▵: median beyond the budget")
+    for ax in (top, bottom):
+        ax.grid(True, which="major", alpha=0.3)
+    _plain_log_labels(bottom.xaxis)
+    _plain_log_labels(bottom.yaxis)
+    _suptitle(fig, heading)
+    _legend(fig, styles, variants)
+    return fig
+
+
+def draw_tuning_budget(budget_rows: pd.DataFrame, styles: dict, heading: str):
+    """Expected best median epochs against the number of rates drawn at random."""
+    fig = _figure(PLOT_SIZE)
+    ax = fig.subplots()
+    variants = list(dict.fromkeys(budget_rows["variant"]))
+    for v in variants:
+        b = budget_rows[budget_rows["variant"] == v]
+        st = styles[v]
+        ax.plot(b["k"], b["expected_best_epochs"], color=st.color, marker=st.marker, linestyle=st.linestyle)
+    ax.set_yscale("log")
+    _plain_log_labels(ax.yaxis)
+    ax.set_xlabel("learning rates tried at random (k)")
+    ax.set_ylabel("expected best median epochs")
+    ax.grid(True, which="major", alpha=0.3)
+    _suptitle(fig, heading)
+    _legend(fig, styles, variants)
+    return fig
+
+
 # ----------------------------------------------------------------------------- the command
 
 
@@ -541,14 +611,14 @@ class FigureSet:
     success: pd.DataFrame  # success_points
     epochs: pd.DataFrame  # epoch_points
     ecdf: pd.DataFrame  # ecdf_points
-    best: pd.DataFrame  # stats.best_rates: the tuned rate each survival curve is taken at
+    best: pd.DataFrame  # tuning.best_rates: the tuned rate each survival curve is taken at
 
 
 def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -> list[FigureSet]:
     """Everything the figures show, per group, computed from the stored results only."""
     out = []
     for g in groups(sweep, by):
-        best = stats.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
+        best = tuning.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
         budget = sweep.config.training.epochs
         bands = curve_bands(g.runs, sweep.curves, metric) if sweep.curves else pd.DataFrame(columns=BAND_COLUMNS)
         out.append(FigureSet(g, bands, success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
@@ -589,6 +659,11 @@ def sweep_figures(sweep: Sweep, metric: str, by: list[str] | None, styles: dict)
             f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
         )
         figures["ecdf"] = draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Converged by each epoch at each variant's tuned learning rate (Kaplan–Meier, band 95% CI)"), budget, ecdf_x)
+        if sweep.config.search:  # a search: how each variant depends on its rate, and how much tuning it needs
+            figures["sensitivity"] = draw_sensitivity(g.summary, f.best, styles, title(sweep, g, "Sensitivity to the learning rate: every rate the search tried"), budget)
+            figures["tuning-budget"] = draw_tuning_budget(
+                tuning.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
+            )
         yield f, figures
 
 

@@ -173,7 +173,7 @@ def legend(metric: str) -> str:
 
 @dataclass(frozen=True)
 class Tables:
-    """Everything the terminal view shows: stats.summarize, stats.compare, stats.tuned."""
+    """Everything the terminal view shows: stats.summarize, stats.compare, tuning.tuned."""
 
     summary: pd.DataFrame
     comparison: pd.DataFrame

@@ -36,7 +36,7 @@ RESULT_COLUMNS = [
     "final_max_error",
 ]
 TEST_COLUMNS = ["final_test_accuracy", "final_test_ce", "final_test_mse"]
-ID_COLUMNS = ["run_id", "variant", "output", "loss", "delta", "learning_rate", "seed"]
+ID_COLUMNS = ["run_id", "round", "variant", "output", "loss", "delta", "learning_rate", "seed"]  # round: of a learning-rate search, else 0
 JOURNAL = "journal"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -230,6 +230,8 @@ def read_runs(directory: Path) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise ResultsError(f"{path}: cannot be parsed as CSV: {str(exc).strip()}") from None
+    if "round" not in frame.columns:  # written before searches existed: one round
+        frame.insert(1, "round", 0)
     missing = [c for c in ID_COLUMNS + RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}; was it written by nnrun?")

@@ -134,6 +134,19 @@ def _groups(runs: pd.DataFrame, keys: list[str]):
         yield (key if isinstance(key, tuple) else (key,)), g
 
 
+def by_rate(frame: pd.DataFrame, runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``frame``'s rows in the order of ``keys`` as they first appear in ``runs`` (sweep
+    cells, variants), then by learning rate: a search's later rounds slot in between."""
+    if not len(frame):
+        return frame
+    rank = {}
+    for k in keys:
+        first = {str(v): i for i, v in enumerate(pd.unique(runs[k].astype(str)))}
+        rank[f"_rank_{k}"] = frame[k].astype(str).map(first)
+    order = [*rank, "learning_rate"]
+    return frame.assign(**rank).sort_values(order, kind="stable").drop(columns=list(rank)).reset_index(drop=True)
+
+
 def budgets(runs: pd.DataFrame, budget: float | None = None) -> np.ndarray:
     """Each run's epoch budget: its swept training.epochs, the config's, or the most any ran."""
     if BUDGET_AXIS in runs.columns:
@@ -182,7 +195,7 @@ def summarize(runs: pd.DataFrame, axes: list[str], metric: str = EPOCHS, budget:
                 row[f"{m}_q25"], row[f"{m}_q75"] = float(q25), float(q75)
         row["diverged"] = int((~ok).sum())
         rows.append(row)
-    return pd.DataFrame(rows)
+    return by_rate(pd.DataFrame(rows), runs, list(axes) + ["variant"])
 
 
 # ----------------------------------------------------------------------------- paired
@@ -415,66 +428,12 @@ def compare(
     keys = list(axes) + ["learning_rate"]
     for key, g in _groups(runs, keys):
         base = g[g["variant"] == baseline]
+        if base.empty:  # a rate only the variant tried (a search's round): nothing to pair with
+            continue
         for variant in [v for v in pd.unique(g["variant"]) if v != baseline]:
             p = _memo_paired(memo, (key[:-1], variant, key[-1], key[-1]), lambda: paired(g[g["variant"] == variant], base, metric, pair_on, budget))
             rows.append({"variant": variant, "baseline": baseline, **dict(zip(keys, key)), **stat_row(p, metric)})
-    return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------- tuned
-
-
-TUNED_RULE = (
-    "each variant at its own best learning rate: among the rates whose success is not below the most successful rate's "
-    "(one-sided exact McNemar, p ≥ 0.05, paired by seed), the lowest Kaplan–Meier median epochs; if no median is reached, "
-    "the highest success"
-)
-
-
-def _pick(cands: pd.DataFrame, metric: str) -> pd.Series:
-    """Among eligible summary rows: the best median of ``metric`` (lowest KM median epochs,
-    lowest loss, highest accuracy), then the higher success, then the lower rate; with no
-    median at all, the highest success."""
-    col = "epochs_median" if metric == EPOCHS else f"median_{metric}"
-    sign = -1.0 if HIGHER_IS_BETTER.get(metric, False) else 1.0
-    ranked = cands.assign(_m=(sign * cands[col]).fillna(np.inf), _s=-cands["success_rate"])
-    return ranked.sort_values(["_m", "_s", "learning_rate"], kind="stable").iloc[0]
-
-
-def best_rates(runs: pd.DataFrame, summary: pd.DataFrame, axes: list[str], metric: str = EPOCHS, pair_on: list[str] | None = None) -> pd.DataFrame:
-    """Each variant's tuned learning rate per axes group, by TUNED_RULE: the summary row of
-    that rate plus ``lr_low``/``lr_high`` (the tried rates either side, empty at an end),
-    ``at_edge`` (the lowest or highest rate tried), ``rates_tried``, ``eligible`` (how many
-    rates the rule kept) and ``rounds`` (1: one grid of rates)."""
-    on = list(pair_on or ["seed"])
-    keys = list(axes) + ["variant"]
-    out = []
-    for key, s in _groups(summary, keys):
-        top = s.sort_values(["success_rate", "learning_rate"], ascending=[False, True], kind="stable").iloc[0]
-        g = _select(runs, keys, key)
-        at_top = g[g["learning_rate"] == top["learning_rate"]]
-        eligible = []
-        for _, row in s.iterrows():
-            m = g[g["learning_rate"] == row["learning_rate"]].merge(at_top, on=on, suffixes=("", "_top"))
-            c, ct = m["converged"].to_numpy(bool), m["converged_top"].to_numpy(bool)
-            worse = mcnemar(int((ct & ~c).sum()), int((c & ~ct).sum()), alternative="greater")
-            if row["learning_rate"] == top["learning_rate"] or worse >= ALPHA:
-                eligible.append(row)
-        best = _pick(pd.DataFrame(eligible), metric)
-        lrs = np.sort(s["learning_rate"].to_numpy(float))
-        i = int(np.searchsorted(lrs, best["learning_rate"]))
-        out.append(
-            {
-                **best.drop(["_m", "_s"]).to_dict(),
-                "lr_low": lrs[i - 1] if i > 0 else np.nan,
-                "lr_high": lrs[i + 1] if i + 1 < len(lrs) else np.nan,
-                "at_edge": bool(i == 0 or i == len(lrs) - 1),
-                "rates_tried": len(lrs),
-                "eligible": len(eligible),
-                "rounds": 1,
-            }
-        )
-    return pd.DataFrame(out)
+    return by_rate(pd.DataFrame(rows), runs, list(axes) + ["variant"])
 
 
 def _select(frame: pd.DataFrame, keys: list[str], key: tuple) -> pd.DataFrame:
@@ -485,49 +444,3 @@ def _select(frame: pd.DataFrame, keys: list[str], key: tuple) -> pd.DataFrame:
         col = frame[k]
         frame = frame[col.isna()] if pd.isna(val) else frame[col == val]
     return frame
-
-
-def tuned(
-    runs: pd.DataFrame,
-    summary: pd.DataFrame,
-    axes: list[str],
-    baseline: str,
-    metric: str = EPOCHS,
-    *,
-    pair_on: list[str] | None = None,
-    budget: float | None = None,
-    memo: dict | None = None,
-    best: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Each variant at its own tuned learning rate (``best_rates``) against the baseline at
-    its own, paired by seed (the same seed starts from the same weights at every rate)."""
-    best = best if best is not None else best_rates(runs, summary, axes, metric, pair_on)
-    rows = []
-    for key, g in _groups(runs, list(axes)):
-        sel = _select(best, list(axes), key).set_index("variant")
-        if baseline not in sel.index:
-            continue
-        b = sel.loc[baseline]
-        base = g[(g["variant"] == baseline) & (g["learning_rate"] == b["learning_rate"])]
-        for variant in [v for v in pd.unique(g["variant"]) if v != baseline]:
-            t = sel.loc[variant]
-            vv = g[(g["variant"] == variant) & (g["learning_rate"] == t["learning_rate"])]
-            p = _memo_paired(memo, (key, variant, t["learning_rate"], b["learning_rate"]), lambda: paired(vv, base, metric, pair_on, budget))
-            rows.append(
-                {
-                    "variant": variant,
-                    "baseline": baseline,
-                    **dict(zip(axes, key)),
-                    "learning_rate": t["learning_rate"],
-                    "baseline_learning_rate": b["learning_rate"],
-                    "lr_low": t["lr_low"],
-                    "lr_high": t["lr_high"],
-                    "baseline_lr_low": b["lr_low"],
-                    "baseline_lr_high": b["lr_high"],
-                    "at_edge": t["at_edge"],
-                    "baseline_at_edge": b["at_edge"],
-                    "rounds": t["rounds"],
-                    **stat_row(p, metric),
-                }
-            )
-    return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from conftest import ROOT
 runner = CliRunner()
 
 RUN_COLUMNS = [
-    "run_id", "variant", "output", "loss", "delta", "learning_rate", "seed", "converged", "epochs_to_converge",
+    "run_id", "round", "variant", "output", "loss", "delta", "learning_rate", "seed", "converged", "epochs_to_converge",
     "epochs_run", "diverged", "final_ce", "final_mse", "final_accuracy", "final_max_error",
 ]  # fmt: skip
 
@@ -72,7 +72,7 @@ def test_sweep_grid_adds_axis_columns(write_config, tmp_path):
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 * 16
-    assert list(runs.columns[7:9]) == ["model.hidden", "model.init.scale"]
+    assert list(runs.columns[8:10]) == ["model.hidden", "model.init.scale"]
     assert list(pd.unique(runs["model.hidden"])) == ["[2]", "[3]"]
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 * 2 * 2
@@ -146,7 +146,8 @@ def test_shipped_xor_config_is_the_default_sweep():
 
     assert yaml.safe_load((ROOT / "configs" / "xor.yaml").read_text()) == default_config()
     d = default_config()
-    assert d["learning_rates"] == [0.1, 0.3, 1, 3, 10] and d["seeds"] == 100 and d["training"]["epochs"] == 10000
+    assert d["learning_rates"] == {"search": "log", "first": [0.1, 0.3, 1, 3, 10], "resolution": 1.33, "limits": [0.001, 1000]}
+    assert d["seeds"] == 100 and d["training"]["epochs"] == 10000
 
 
 def test_python_api(tmp_path, write_config):
@@ -201,5 +202,6 @@ def test_sweep_without_config_runs_the_default_network(tmp_path):
     result = runner.invoke(app, ["sweep", "--set", "seeds=3", "--set", "training.epochs=200", "--out", str(out), "-q", "--workers", "1"])
     assert result.exit_code == 0, result.output
     runs = pd.read_csv(out / "runs.csv")
-    assert sorted(pd.unique(runs["learning_rate"])) == [0.1, 0.3, 1, 3, 10]
-    assert len(runs) == 2 * 5 * 3
+    first = runs[runs["round"] == 0]  # the default sweep searches: its first round is the grid
+    assert sorted(pd.unique(first["learning_rate"])) == [0.1, 0.3, 1, 3, 10]
+    assert len(first) == 2 * 5 * 3 and runs["round"].max() >= 1

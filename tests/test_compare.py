@@ -309,7 +309,7 @@ def test_no_converged_runs_say_so_and_give_nulls(tmp_path):
 
 def test_tiny_real_sweep_compare_matches_its_runs_and_sweeps_own_tables(tmp_path):
     out = tmp_path / "tiny"
-    s = runner.invoke(app, ["sweep", "--set", "seeds=5", "--set", "training.epochs=300", "--out", str(out), "--workers", "1"])
+    s = runner.invoke(app, ["sweep", "--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--out", str(out), "--workers", "1"])
     assert s.exit_code == 0, s.output
     for name in ("summary", "comparison", "tuned"):
         assert (out / f"{name}.csv").exists()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from nnrun import stats
+from nnrun import stats, tuning
 
 Z = st.norm.ppf(0.975)
 BUDGET = 100
@@ -237,7 +237,7 @@ def test_five_seeds_cannot_reach_p_below_005_and_the_output_says_so():
     runs = pd.concat([ce, mse], ignore_index=True)
     summary = stats.summarize(runs, [], budget=BUDGET)
     console = Console(width=80, record=True)
-    report.render(console, report.Tables(summary, stats.compare(runs, [], "ce", budget=BUDGET), stats.tuned(runs, summary, [], "ce", budget=BUDGET), []))
+    report.render(console, report.Tables(summary, stats.compare(runs, [], "ce", budget=BUDGET), tuning.tuned(runs, summary, [], "ce", budget=BUDGET), []))
     assert "with 5 seed pairs no paired test can reach p < 0.05" in console.export_text()
 
 
@@ -319,11 +319,11 @@ def test_tuned_rule_lowest_median_among_rates_not_credibly_less_successful():
         ignore_index=True,
     )
     summary = stats.summarize(runs, [], budget=BUDGET)
-    best = stats.best_rates(runs, summary, []).set_index("variant")
+    best = tuning.best_rates(runs, summary, []).set_index("variant")
     assert best.loc["ce", "learning_rate"] == 1.0 and best.loc["ce", "eligible"] == 2 and not best.loc["ce", "at_edge"]
     assert (best.loc["ce", "lr_low"], best.loc["ce", "lr_high"]) == (0.5, 2.0)
     assert best.loc["mse", "learning_rate"] == 0.5 and best.loc["mse", "at_edge"] and np.isnan(best.loc["mse", "lr_low"])
-    t = stats.tuned(runs, summary, [], "ce", budget=BUDGET).iloc[0]
+    t = tuning.tuned(runs, summary, [], "ce", budget=BUDGET).iloc[0]
     assert (t["variant"], t["learning_rate"], t["baseline_learning_rate"]) == ("mse", 0.5, 1.0)
     assert bool(t["at_edge"]) and not bool(t["baseline_at_edge"]) and t["rounds"] == 1
     assert t["epochs_ratio_median"] == pytest.approx(3.0)  # 90 / 30 on 19 seeds, +∞ on one: the median is 3
@@ -335,7 +335,7 @@ def test_one_seed_cannot_flip_the_tuned_rate():
     slow = {s: (486 + s % 7 if s != 0 else None) for s in range(50)}  # 49 of 50
     fast = {s: (70 + s % 5 if s not in (0, 1) else None) for s in range(50)}  # 48 of 50
     runs = pd.concat([make_runs({"ce": slow}, lr=0.01), make_runs({"ce": fast}, lr=0.1)], ignore_index=True)
-    best = stats.best_rates(runs, stats.summarize(runs, [], budget=5000), []).iloc[0]
+    best = tuning.best_rates(runs, stats.summarize(runs, [], budget=5000), []).iloc[0]
     assert best["learning_rate"] == 0.1 and best["eligible"] == 2
 
 
@@ -352,7 +352,7 @@ def test_the_edge_of_the_tried_range_is_flagged_in_the_table_and_on_screen():
         ignore_index=True,
     )  # fmt: skip
     summary = stats.summarize(runs, [], budget=BUDGET)
-    tuned = stats.tuned(runs, summary, [], "ce", budget=BUDGET)
+    tuned = tuning.tuned(runs, summary, [], "ce", budget=BUDGET)
     assert bool(tuned["at_edge"].iloc[0]) and not bool(tuned["baseline_at_edge"].iloc[0])
     console = Console(width=80, record=True)
     report.render(console, report.Tables(summary, stats.compare(runs, [], "ce", budget=BUDGET), tuned, []))
@@ -378,13 +378,15 @@ def test_tuned_reuses_the_comparisons_pair_only_when_both_best_rates_match(monke
     runs = pd.concat(parts, ignore_index=True)
     summary = stats.summarize(runs, ["model.hidden"], budget=BUDGET)
     plain_c = stats.compare(runs, ["model.hidden"], "ce", budget=BUDGET)
-    plain_t = stats.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET)
+    plain_t = tuning.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET)
     calls = []
     real = stats.paired
-    monkeypatch.setattr(stats, "paired", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(stats, "paired", counted)
+    monkeypatch.setattr(tuning, "paired", counted)
     memo: dict = {}
     c = stats.compare(runs, ["model.hidden"], "ce", budget=BUDGET, memo=memo)
-    t = stats.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET, memo=memo)
+    t = tuning.tuned(runs, summary, ["model.hidden"], "ce", budget=BUDGET, memo=memo)
     pd.testing.assert_frame_equal(c, plain_c)
     pd.testing.assert_frame_equal(t, plain_t)
     assert len(c) == 6 and len(t) == 3
