@@ -94,9 +94,12 @@ def read_source(directory: Path) -> Source:
     config = read_config(directory)
     missing = []
     if manifest["status"] != "complete":
+        from nnrun.api import _resume_command
+
+        resume = shlex.join(_resume_command(shlex.split(manifest["command"]), directory)) if manifest.get("command") else f"the command that started it, with --out {directory} --resume"
         missing.append(
             f"The run is partial: {manifest.get('runs_done', '?')} of {manifest.get('runs_total', '?')} runs finished. "
-            f"Everything below rests on the finished runs only; finish it with `nnrun sweep --resume --out {directory}` (with the same config)."
+            f"Everything below rests on the finished runs only; finish it with {resume}."
         )
     runs = rs.read_runs(directory) if (directory / "runs.csv").exists() else None
     if runs is None or runs.empty:
@@ -110,12 +113,12 @@ def read_source(directory: Path) -> Source:
     return Source(Path(directory), manifest, config, runs, curves, missing)
 
 
-def tables_of(source: Source) -> tuple[dict[str, pd.DataFrame], list[str], str]:
-    """summary, comparison and tuned frames as `nnrun compare` computes them, the axes and
-    the baseline."""
+def tables_of(source: Source) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """summary, comparison and tuned frames as `nnrun compare` computes them (the config's
+    first variant the baseline), and the sweep axes."""
     runs, axes, _ = compare.combine([compare.Results(source.path, source.config, source.manifest, source.runs)])
     baseline = source.config.variant_objects()[0].name
-    return compare.tables(runs, axes, [], baseline, EPOCHS), axes, baseline
+    return compare.tables(runs, axes, [], baseline, EPOCHS), axes
 
 
 # ----------------------------------------------------------------------------- words
@@ -140,6 +143,12 @@ def question(config: Config, n_cells: int) -> str:
         f"(the same seed gives every variant the same initial weights, so runs are compared seed by seed) at learning rates {lrs_text}{cells}. "
         f"A run has converged when {criterion}, within {config.training.epochs:,} epochs."
     )
+
+
+def _lr(x) -> str:
+    """A learning rate to 4 significant digits, as the figures label it (a search's lattice
+    points are irrational: 1.778, not 1.77828)."""
+    return f"{x:.4g}"
 
 
 LOSS_WORDS = {"ce": "cross-entropy", "mse": "squared-error"}
@@ -176,7 +185,7 @@ def verdict_lines(tuned: pd.DataFrame, axes: list[str]) -> list[str]:
         base = rows["baseline"].iloc[0]
         if len(rows) == 1:
             row = rows.iloc[0]
-            lines.append(f"Each at its own best learning rate ({variant} at {row['learning_rate']:g}, {base} at {row['baseline_learning_rate']:g}): {_headline(row)}. In detail: {report.verdict(row)}.")
+            lines.append(f"Each at its own best learning rate ({variant} at {_lr(row['learning_rate'])}, {base} at {_lr(row['baseline_learning_rate'])}): {_headline(row)}. In detail: {report.verdict(row)}.")
         else:
             counts = rows.apply(_direction, axis=1).value_counts()
             lines.append(
@@ -201,7 +210,7 @@ def caveats(source: Source, frames: dict[str, pd.DataFrame], axes: list[str]) ->
         edge = pd.concat(sides).drop_duplicates([*axes, "variant"])
         n_cells = len(tuned[axes].drop_duplicates()) if axes else 1
         for variant, g in edge.groupby("variant", sort=False):
-            ends = [("highest" if pd.isna(r["lr_high"]) else "lowest") + f" ({r['learning_rate']:g})" for _, r in g.iterrows()]
+            ends = [("highest" if pd.isna(r["lr_high"]) else "lowest") + f" ({_lr(r['learning_rate'])})" for _, r in g.iterrows()]
             where = f" in {len(g)} of {n_cells} cells" if axes else ""
             out.append(f"Edge of range: {variant}'s tuned learning rate is the {' or '.join(dict.fromkeys(ends))} rate tried{where}, so its optimum may lie beyond the rates tried.")
     censored, diverged = int((~runs["converged"]).sum()), int(runs["diverged"].sum())
@@ -217,10 +226,6 @@ def caveats(source: Source, frames: dict[str, pd.DataFrame], axes: list[str]) ->
 
 
 # ----------------------------------------------------------------------------- tables
-
-
-def _lr(x) -> str:
-    return f"{x:g}"
 
 
 def _cell_heading(axes: list[str], key: tuple) -> str:
@@ -251,7 +256,7 @@ def comparison_table(c: pd.DataFrame) -> HtmlTable:
 
 def tuned_table(t: pd.DataFrame) -> HtmlTable:
     def at(lr, edge) -> str:
-        return f"{lr:g}" + (" (edge)" if edge else "")
+        return _lr(lr) + (" (edge)" if edge else "")
 
     rows = [
         [f"{r['variant']} vs {r['baseline']}", at(r["learning_rate"], r["at_edge"]), at(r["baseline_learning_rate"], r["baseline_at_edge"]), str(int(r["seeds_paired"])), report.effect_cell(r), report.pvalue(r["wilcoxon_p"]), report.pct(r["win_rate"]), f"{report.pct(r['success_rate'])} vs {report.pct(r['baseline_success_rate'])}", report.pvalue(r["mcnemar_p"])]
@@ -334,7 +339,7 @@ def section(source: Source) -> Section:
     base = Section(config.name, source.path, question(config, n_cells), [], [], list(source.missing), provenance(source), config.dump_yaml(), [v.name for v in config.variant_objects()])
     if source.runs is None:
         return base
-    frames, axes, _ = tables_of(source)
+    frames, axes = tables_of(source)
     base.verdict = verdict_lines(frames["tuned"], axes)
     base.caveats = caveats(source, frames, axes)
     points = overview.overview_points(frames["tuned"], frames["summary"], axes) if len(frames["tuned"]) else pd.DataFrame()

@@ -130,14 +130,14 @@ def test_numbers_on_the_page_are_the_csvs(default_dir):
     shown = {(r[0], r[1]): dict(zip(header, r)) for r in rows}
     assert len(shown) == len(summary)
     for _, s in summary.iterrows():
-        cell = shown[(f"{s['learning_rate']:g}", s["variant"])]
+        cell = shown[(f"{s['learning_rate']:.4g}", s["variant"])]
         assert cell["success [95% CI]"].startswith(f"{100 * s['success_rate']:.0f}% [")
         assert cell["converged/runs"] == f"{s['converged']}/{s['runs']}"
         median = cell["median epochs [95% CI]"]
         assert median.startswith(f"{s['epochs_median']:,.0f} [") if pd.notna(s["epochs_median"]) else median == "> 300"
     tuned = pd.read_csv(default_dir / "tuned.csv").iloc[0]
     (theader, trow) = page.tables["tuned"]
-    assert dict(zip(theader, trow))["variant's tuned lr"].startswith(f"{tuned['learning_rate']:g}")
+    assert dict(zip(theader, trow))["variant's tuned lr"].startswith(f"{tuned['learning_rate']:.4g}")
     assert dict(zip(theader, trow))["epochs ratio [95% CI]"].startswith(f"{tuned['epochs_ratio_median']:.2f}×")
 
 
@@ -188,6 +188,7 @@ def test_a_partial_run_gets_a_page_that_says_what_is_missing(default_dir, tmp_pa
     report(part)
     text, page = page_of(part)
     assert "The run is partial: 30 of 50 runs finished" in text and "curves.npz is not written yet" in text
+    assert f"--out {part} --resume" in text  # how to finish it
     assert "Training loss" not in text and "summary" in page.tables
     (part / "runs.csv").unlink()
     report(part)
@@ -252,3 +253,18 @@ def test_verdict_words_need_the_test_and_the_interval_to_agree(p, low, high, exp
     assert page._direction(row) == expected
     if expected == "on balance":
         assert page._headline(row) == "mse was faster than ce on balance by the signed-rank test, but the 95% CI of its median per-seed epochs ratio includes 1"
+
+
+def test_overview_points_are_tuned_csv_at_summary_csv_rates(grid_dir):
+    from nnrun import overview
+
+    axes = ["model.hidden", "model.init.scale"]
+    tuned, summary = pd.read_csv(grid_dir / "tuned.csv"), pd.read_csv(grid_dir / "summary.csv")
+    points = overview.overview_points(tuned, summary, axes)
+    assert len(points) == 2 * len(tuned)  # the baseline and the variant per cell
+    for _, t in tuned.iterrows():
+        cell = points[(points["model.hidden"] == t["model.hidden"]) & (points["model.init.scale"] == t["model.init.scale"])].set_index("variant")
+        for variant, lr in ((t["variant"], t["learning_rate"]), (t["baseline"], t["baseline_learning_rate"])):
+            s = summary[(summary["model.hidden"] == t["model.hidden"]) & (summary["model.init.scale"] == t["model.init.scale"]) & (summary["variant"] == variant) & (summary["learning_rate"] == lr)]
+            assert cell.loc[variant, "learning_rate"] == lr and cell.loc[variant, "success_rate"] == s["success_rate"].iloc[0]
+        assert cell.loc[t["variant"], "wilcoxon_p"] == pytest.approx(t["wilcoxon_p"])
