@@ -209,10 +209,14 @@ def caveats(source: Source, frames: dict[str, pd.DataFrame], axes: list[str]) ->
         ]
         edge = pd.concat(sides).drop_duplicates([*axes, "variant"])
         n_cells = len(tuned[axes].drop_duplicates()) if axes else 1
+        alike: dict[str, list[str]] = {}  # one sentence for the variants at the same edge
         for variant, g in edge.groupby("variant", sort=False):
             ends = [("highest" if pd.isna(r["lr_high"]) else "lowest") + f" ({_lr(r['learning_rate'])})" for _, r in g.iterrows()]
             where = f" in {len(g)} of {n_cells} cells" if axes else ""
-            out.append(f"Edge of range: {variant}'s tuned learning rate is the {' or '.join(dict.fromkeys(ends))} rate tried{where}, so its optimum may lie beyond the rates tried.")
+            alike.setdefault(f"the {' or '.join(dict.fromkeys(ends))} rate tried{where}", []).append(variant)
+        for end, variants in alike.items():
+            who = f"{variants[0]}'s tuned learning rate is" if len(variants) == 1 else f"the tuned learning rates of {', '.join(variants[:-1])} and {variants[-1]} are"
+            out.append(f"Edge of range: {who} {end}, so the optimum may lie beyond the rates tried.")
     censored, diverged = int((~runs["converged"]).sum()), int(runs["diverged"].sum())
     out.append(
         f"Censoring: {censored:,} of {len(runs):,} runs did not converge within the budget of {source.config.training.epochs:,} epochs "

@@ -268,3 +268,12 @@ def test_overview_points_are_tuned_csv_at_summary_csv_rates(grid_dir):
             s = summary[(summary["model.hidden"] == t["model.hidden"]) & (summary["model.init.scale"] == t["model.init.scale"]) & (summary["variant"] == variant) & (summary["learning_rate"] == lr)]
             assert cell.loc[variant, "learning_rate"] == lr and cell.loc[variant, "success_rate"] == s["success_rate"].iloc[0]
         assert cell.loc[t["variant"], "wilcoxon_p"] == pytest.approx(t["wilcoxon_p"])
+
+
+def test_a_searched_sweep_shows_the_search(tmp_path):
+    out = tmp_path / "search"
+    result = invoke("sweep", "--set", "seeds=5", "--set", "training.epochs=300", "--workers", "1", "--quiet", "--out", out, "--report")
+    assert result.exit_code == 0, result.output
+    text = (out / "report.html").read_text()
+    assert "found by a search on a log lattice" in text
+    assert "Sensitivity to the learning rate" in text and "Tuning budget" in text
