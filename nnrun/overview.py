@@ -112,7 +112,7 @@ def draw_heatmaps(points: pd.DataFrame, rows: str, cols: str, heading: str):
         return p.pivot_table(index=rows, columns=cols, values=col, aggfunc="first", dropna=False).reindex(index=r_vals, columns=c_vals)
 
     for ax, v in zip(axs, others):
-        p = points[points["variant"] == v].assign(_log=lambda d: np.log10(_shown_ratio(d)), _text=lambda d: d["effect"].str.split(" ").str[0] + d["at_edge"].map({True: "*", False: ""}))
+        p = points[points["variant"] == v].assign(_log=lambda d: np.log10(_shown_ratio(d)), _text=lambda d: d["effect"].str.split(" [", regex=False).str[0] + d["at_edge"].map({True: "*", False: ""}))
         _heatmap(ax, grid(p, "_log"), grid(p, "_text"), "RdBu_r", -RATIO_DECADES, RATIO_DECADES, f"{v} / {base} epochs")
     for ax, v in zip(axs[len(others) :], variants):
         p = points[points["variant"] == v].assign(_text=lambda d: d["success_rate"].map(report.pct) + d["at_edge"].map({True: "*", False: ""}))

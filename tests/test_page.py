@@ -277,3 +277,33 @@ def test_a_searched_sweep_shows_the_search(tmp_path):
     text = (out / "report.html").read_text()
     assert "found by a search on a log lattice" in text
     assert "Sensitivity to the learning rate" in text and "Tuning budget" in text
+
+
+def _points(axes: dict[str, list]) -> pd.DataFrame:
+    """Overview points for every combination of ``axes``: ce the baseline, mse 0.5× faster,
+    except one cell where mse never converged (a ratio bound, the median at +∞)."""
+    import itertools
+
+    rows = []
+    for i, values in enumerate(itertools.product(*axes.values())):
+        cell = dict(zip(axes, values))
+        rows.append({**cell, "variant": "ce", "learning_rate": 1.0, "at_edge": False, "baseline": True, "success_rate": 1.0, "success_ci_low": 0.8, "success_ci_high": 1.0})
+        ratio = (float("inf"), float("inf"), float("inf"), 12.0, "> 12.0×") if i == 0 else (0.5, 0.4, 0.6, float("nan"), "0.50× [0.40, 0.60]")
+        rows.append({**cell, "variant": "mse", "learning_rate": 3.0, "at_edge": i == 1, "baseline": False, "success_rate": 0.0 if i == 0 else 1.0, "success_ci_low": 0.0, "success_ci_high": 1.0,
+                     "epochs_ratio_median": ratio[0], "epochs_ratio_ci_low": ratio[1], "epochs_ratio_ci_high": ratio[2], "epochs_ratio_bound": ratio[3], "effect": ratio[4], "wilcoxon_p": 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_overview_figures_one_per_value_of_the_axes_beyond_two():
+    from nnrun import overview
+
+    axes = {"a": [1, 2], "b": ["x", "y"], "c": [0.5, 2.0]}
+    figures = overview.overview_figures(_points(axes), list(axes), "t")
+    assert [caption.split(":")[0] for caption, _ in figures] == ["t, c = 0.5", "t, c = 2.0"]
+    titles = [ax.get_title() for ax in figures[0][1].axes]
+    assert titles == ["mse / ce epochs", "ce success", "mse success"]
+    assert [t.get_text() for t in figures[0][1].axes[0].texts] == ["> 12.0×", "0.50×", "0.50×", "0.50×"]  # a bound, not a number
+    assert figures[1][1].axes[0].texts[0].get_text() == "0.50×*"  # * : the tuned rate is at an edge
+    (caption, lines), = overview.overview_figures(_points({"a": [1, 2, 3]}), ["a"], "t")
+    assert [ax.get_xlabel() for ax in lines.axes] == ["a", "a"]
+    assert overview.overview_figures(_points({"a": [1]}).iloc[:0], [], "t") == []
