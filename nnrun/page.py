@@ -237,7 +237,10 @@ def _cell_heading(axes: list[str], key: tuple) -> str:
 
 
 def _quartiles(r: pd.Series) -> str:
-    return f"{report.num(r['epochs_q25'])}–{report.num(r['epochs_q75'])}" if report._ok(r["epochs_q25"]) else "n/a"
+    """'60–181'; an upper quartile not reached within the budget reads '>10,000'."""
+    if not report._ok(r["epochs_q25"]):
+        return "n/a"
+    return f"{report.num(r['epochs_q25'])}–{report._epoch_end(r['epochs_q75'], r.get('budget', float('nan')))}"
 
 
 def summary_table(s: pd.DataFrame) -> HtmlTable:

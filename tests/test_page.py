@@ -135,6 +135,8 @@ def test_numbers_on_the_page_are_the_csvs(default_dir):
         assert cell["converged/runs"] == f"{s['converged']}/{s['runs']}"
         median = cell["median epochs [95% CI]"]
         assert median.startswith(f"{s['epochs_median']:,.0f} [") if pd.notna(s["epochs_median"]) else median == "> 300"
+        q75 = f"{s['epochs_q75']:,.0f}" if pd.notna(s["epochs_q75"]) else ">300"  # not reached within the budget
+        assert cell["quartiles"] == (f"{s['epochs_q25']:,.0f}–{q75}" if pd.notna(s["epochs_q25"]) else "n/a")
     tuned = pd.read_csv(default_dir / "tuned.csv").iloc[0]
     (theader, trow) = page.tables["tuned"]
     assert dict(zip(theader, trow))["variant's tuned lr"].startswith(f"{tuned['learning_rate']:.4g}")
