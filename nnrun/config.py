@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
@@ -539,6 +539,8 @@ def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if "=" in path.name and "/" not in str(path):  # `nnrun sweep training.epochs=500`
+            raise ConfigError(f"{path}: no such config file; to change a config key write --set {path} (overrides are options, not arguments)") from None
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory; expected a YAML config file") from None
@@ -600,6 +602,34 @@ def _resolve_paths(data: dict, base: Path, source: str) -> None:
                 raise ConfigError(f"{source}: {where}: {node['path']!r} is not a usable file path ({exc})") from None
 
 
+def _takes_list(key: str) -> bool:
+    """Is the schema field at dotted ``key`` a plain list (model.hidden, variants)?"""
+    model: Any = Config
+    annotation = None
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = annotation
+    return get_origin(annotation) is list
+
+
+def _check_grid_values(text: str, key: str, values: list) -> None:
+    """The two ways to misspell a grid over lists, each answered with the spelling meant."""
+    if key.split(".")[0] in RESERVED_AXES:
+        return  # not an axis at all: validation says so
+    if len(values) == 1 and isinstance(values[0], list) and len(values[0]) > 1:
+        split = ",".join(f"[{_show(v)}]" for v in values[0])
+        raise ConfigError(
+            f"--grid {text!r}: gives one value, {_show(values[0])}, so it would run a single cell. For one cell per value write "
+            f"--grid {key}={split}; for that one setting, --set {key}={_show(values[0]).replace(' ', '')}"
+        )
+    if _takes_list(key) and any(not isinstance(v, list) for v in values):
+        split = ",".join(f"[{_show(v)}]" if not isinstance(v, list) else _show(v).replace(" ", "") for v in values)
+        raise ConfigError(f"--grid {text!r}: {key} takes a list, so each grid value must be one; write --grid {key}={split}")
+
+
 def load(
     source: str | Path | dict | None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -625,6 +655,7 @@ def load(
         values, problem = _yaml_problem(f"[{raw}]")
         if problem is not None:
             raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list ({problem}); e.g. --grid model.hidden=[2],[4],[8]")
+        _check_grid_values(text, key, values)
         if not isinstance(data.get("sweep", {}), dict):
             raise ConfigError(f"{name}: sweep must be a mapping of dotted keys to lists of values")
         data.setdefault("sweep", {})[key] = values

@@ -31,13 +31,13 @@ CURVE_METRIC = "ce"  # the loss-curve figure's yardstick: the same for every var
 @dataclass(frozen=True)
 class Source:
     """One results directory as stored; ``runs`` is None before runs.csv is written, and
-    ``curves`` is empty before curves.npz is."""
+    ``curves`` None before curves.npz is."""
 
     path: Path
     manifest: dict
     config: Config
     runs: pd.DataFrame | None
-    curves: dict
+    curves: dict | None
     missing: list[str]
 
 
@@ -98,14 +98,14 @@ def read_source(directory: Path) -> Source:
 
         resume = shlex.join(_resume_command(shlex.split(manifest["command"]), directory)) if manifest.get("command") else f"the command that started it, with --out {directory} --resume"
         missing.append(
-            f"The run is partial: {manifest.get('runs_done', '?')} of {manifest.get('runs_total', '?')} runs finished. "
+            f"The run is {manifest['status']}: {manifest.get('runs_done', '?')} of {manifest.get('runs_total', '?')} runs finished. "
             f"Everything below rests on the finished runs only; finish it with {resume}."
         )
     runs = rs.read_runs(directory) if (directory / "runs.csv").exists() else None
     if runs is None or runs.empty:
         missing.append("runs.csv holds no finished run yet: there are no tables, figures or verdict.")
         runs = None
-    curves = {}
+    curves = None
     if (directory / "curves.npz").exists():
         curves = plots.read_curves(directory)
     elif runs is not None:
@@ -325,11 +325,8 @@ def provenance(source: Source) -> list[tuple[str, str]]:
     items = [("results", str(source.path)), ("nnrun", f"{m.get('nnrun', '?')} (arithmetic revision {m.get('arithmetic', 1)})")]
     if m.get("git_commit"):
         items.append(("git commit", str(m["git_commit"]) + (" (with uncommitted changes)" if m.get("git_dirty") else "")))
-    machine = m.get("machine")
-    if isinstance(machine, dict) and machine:
-        items.append(("machine", ", ".join(f"{k}: {v}" for k, v in machine.items())))
-    elif machine:
-        items.append(("machine", str(machine)))
+    if m.get("machine"):
+        items.append(("machine", _machine(m["machine"])))
     for key, label in (("platform", "platform"), ("python", "Python"), ("numpy", "NumPy"), ("blas", "BLAS"), ("backend", "backend"), ("command", "command"), ("config_sha256", "config sha256"), ("started", "started"), ("finished", "finished")):
         if m.get(key):
             items.append((label, str(m[key])))
@@ -337,6 +334,18 @@ def provenance(source: Source) -> list[tuple[str, str]]:
     if m.get("wall_seconds") is not None:
         items.append(("wall time", f"{float(m['wall_seconds']):,.1f} s"))
     return items
+
+
+def _machine(machine) -> str:
+    """'AMD EPYC 7B13, 2 cores, 23.5 GiB memory' from the manifest's machine entry."""
+    if not isinstance(machine, dict):
+        return str(machine)
+    parts = [str(machine.get("cpu") or "unknown CPU")]
+    if machine.get("cores"):
+        parts.append(f"{machine['cores']} cores")
+    if machine.get("memory_gib"):
+        parts.append(f"{machine['memory_gib']} GiB memory")
+    return ", ".join(parts + [f"{k}: {v}" for k, v in machine.items() if k not in ("cpu", "cores", "memory_gib") and v is not None])
 
 
 def section(source: Source) -> Section:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from nnrun import stats, tuning
 from nnrun.config import Config, ConfigError, cells, hint, read_config
-from nnrun.results import ResultsError, find_results, read_manifest, read_runs
+from nnrun.results import ResultsError, find_results, read_manifest, read_runs, require_new_dir
 
 FORMATS = ("png", "svg")
 METRICS = {  # --metric -> what the curves' y axis says (engine.metrics: means over samples)
@@ -74,7 +74,7 @@ class Sweep:
     path: Path
     config: Config
     runs: pd.DataFrame
-    curves: dict[str, np.ndarray]  # empty where curves.npz is not written yet (a partial run)
+    curves: dict[str, np.ndarray] | None  # None: a partial run, whose curves come when it completes
 
     @property
     def axes(self) -> list[str]:
@@ -100,11 +100,16 @@ def read_curves(directory: Path) -> dict[str, np.ndarray]:
 
 
 def read_sweep(directory: Path) -> Sweep:
+    """A results directory's data; a partial one has its finished runs and no curves yet."""
     directory = Path(directory)
+    partial = read_manifest(directory).get("status") != "complete"
+    if partial and not (directory / "runs.csv").exists():
+        raise ResultsError(f"{directory / 'runs.csv'}: no runs yet, nothing to plot (finish the run with --resume --out {directory})")
     runs = read_runs(directory)
     if runs.empty:
         raise ResultsError(f"{directory / 'runs.csv'}: no runs yet, nothing to plot (finish the run with --resume --out {directory})")
-    return Sweep(directory, read_config(directory), runs, read_curves(directory))
+    curves = None if partial and not (directory / "curves.npz").exists() else read_curves(directory)
+    return Sweep(directory, read_config(directory), runs, curves)
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -221,10 +226,10 @@ def curve_bands(runs: pd.DataFrame, curves: dict[str, np.ndarray], metric: str) 
                 {"learning_rate": lr, "variant": variant, "epoch": epoch, "median": q50, "q25": q25, "q75": q75, "runs": np.isfinite(values).sum(axis=0)}
             )
         )
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BAND_COLUMNS)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
-BAND_COLUMNS = ["learning_rate", "variant", "epoch", "median", "q25", "q75", "runs"]
+CURVE_COLUMNS = ["learning_rate", "variant", "epoch", "median", "q25", "q75", "runs"]
 
 
 def success_points(summary: pd.DataFrame) -> pd.DataFrame:
@@ -620,7 +625,7 @@ def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -
     for g in groups(sweep, by):
         best = tuning.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
         budget = sweep.config.training.epochs
-        bands = curve_bands(g.runs, sweep.curves, metric) if sweep.curves else pd.DataFrame(columns=BAND_COLUMNS)
+        bands = curve_bands(g.runs, sweep.curves, metric) if sweep.curves is not None else pd.DataFrame(columns=CURVE_COLUMNS)
         out.append(FigureSet(g, bands, success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
     return out
 
@@ -641,7 +646,7 @@ def sweep_figures(sweep: Sweep, metric: str, by: list[str] | None, styles: dict)
     """
     sets = figure_data(sweep, metric, by)
     budget, every = sweep.config.training.epochs, sweep.config.logging.every
-    curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy())
+    curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy()) if sweep.curves is not None else None
     epochs_y = log_limits(pd.concat([f.epochs[["epochs_median_ci_low", "epochs_median_ci_high"]] for f in sets]).to_numpy(), budget)
     ecdf_x = log_limits(pd.concat([f.ecdf["epochs"] for f in sets]).to_numpy(), budget)
     name = METRICS[metric].split(" (")[0]
@@ -650,15 +655,17 @@ def sweep_figures(sweep: Sweep, metric: str, by: list[str] | None, styles: dict)
         for v in g.runs["variant"]:
             styles.setdefault(v, variant_style(v))
         figures = {}
-        if len(f.curves):
+        if sweep.curves is not None:
             figures[f"curves-{metric}"] = draw_curves(
                 f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median over runs still training, band 25–75%; faint: fewer than {FEW_RUNS} runs (diverged left out)"), budget, every, curve_y
             )
-        figures["success"] = draw_success(f.success, styles, title(sweep, g, "Success rate vs learning rate; bars: Wilson 95% interval"))
-        figures["epochs"] = draw_epochs(
-            f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
-        )
-        figures["ecdf"] = draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Converged by each epoch at each variant's tuned learning rate (Kaplan–Meier, band 95% CI)"), budget, ecdf_x)
+        figures |= {
+            "success": draw_success(f.success, styles, title(sweep, g, "Success rate vs learning rate; bars: Wilson 95% interval")),
+            "epochs": draw_epochs(
+                f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
+            ),
+            "ecdf": draw_ecdf(f.ecdf, f.best, styles, title(sweep, g, "Converged by each epoch at each variant's tuned learning rate (Kaplan–Meier, band 95% CI)"), budget, ecdf_x),
+        }
         if sweep.config.search:  # a search: how each variant depends on its rate, and how much tuning it needs
             figures["sensitivity"] = draw_sensitivity(g.summary, f.best, styles, title(sweep, g, "Sensitivity to the learning rate: every rate the search tried"), budget)
             figures["tuning-budget"] = draw_tuning_budget(
@@ -675,19 +682,29 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
     return written
 
 
-def run_plots(results: list[Path], *, out: Path | None, fmt: str, metric: str, by: list[str] | None) -> list[Path]:
+def run_plots(results: list[Path], *, out: Path | None, fmt: str, metric: str, by: list[str] | None, notes: list[str] | None = None) -> list[Path]:
     """`nnrun plot`: figures for each results directory, in ``<dir>/plots/`` unless ``out``.
 
-    With several directories and ``out``, each gets its own subfolder named after it.
+    With several directories and ``out``, each gets its own subfolder named after it. A
+    partial run is plotted from the runs it finished; ``notes`` gets what could not be drawn.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if out is not None:
+        require_new_dir(out)
     directories = find_results(list(results))
     for d in directories:
         read_manifest(d)  # a damaged directory is reported, not plotted
     sweeps = [read_sweep(d) for d in directories]
+    for sweep in sweeps:
+        if sweep.curves is None and notes is not None:
+            m = read_manifest(sweep.path)
+            notes.append(
+                f"{sweep.path}: partial ({m.get('runs_done', len(sweep.runs))} of {m.get('runs_total', '?')} runs): plotted the finished runs; "
+                f"the loss curves (curves.npz) come when the run completes: nnrun sweep CONFIG --out {sweep.path} --resume"
+            )
     styles = variant_styles([v for s in sweeps for v in s.config.variant_objects() for v in [v.name]])
     written: list[Path] = []
     names: set[str] = set()

@@ -206,7 +206,7 @@ def _group_table(t: Tables, key: tuple, g: pd.DataFrame) -> Table:
         table.add_column(f"{v}/{base}\n{'×' if not stats.is_difference(t.metric) else 'pts'}", justify="right", no_wrap=True)
         table.add_column("p", justify="right", no_wrap=True)
     for lr, rows in g.groupby("learning_rate", sort=False):
-        cells = [f"{lr:g}"]
+        cells = [f"{lr:.4g}"]
         for v in variants:
             r = rows[rows["variant"] == v]
             cells += [success_cell(r.iloc[0], "\n"), median_cell(r.iloc[0], t.metric, "\n")] if len(r) else ["", ""]
@@ -242,7 +242,7 @@ def _tuned_lines(t: Tables, key: tuple, g: pd.DataFrame) -> list[str]:
     lines = ["Tuned, each variant at its own best rate (the lowest median among rates whose success is not credibly below the best's):"]
     for s, _, edge in rows:
         where = " (at the edge of the rates tried: the optimum may lie beyond)" if edge else ""
-        lines.append(f"  {s['variant']} at lr {s['learning_rate']:g}{where}: {success_cell(s)} converged, median {median_cell(s, t.metric)}{unit}")
+        lines.append(f"  {s['variant']} at lr {s['learning_rate']:.4g}{where}: {success_cell(s)} converged, median {median_cell(s, t.metric)}{unit}")
     lines += [f"  {verdict(row, t.metric)}." for _, row, _ in rows if row is not None]
     return lines
 
@@ -267,7 +267,7 @@ def _overview(t: Tables, groups: list) -> Table | None:
             cells = [str(v) if i == 0 else "" for v in key]
             effect = "—" if row is None else effect_cell(row, t.metric, "\n")
             p = "" if row is None else pvalue(row["wilcoxon_p"]).removeprefix("p = ").replace("p ", "")
-            cells += [str(s["variant"]), f"{s['learning_rate']:g}{'*' if edge else ''}", success_cell(s, "\n"), median_cell(s, t.metric, "\n"), effect, p]
+            cells += [str(s["variant"]), f"{s['learning_rate']:.4g}{'*' if edge else ''}", success_cell(s, "\n"), median_cell(s, t.metric, "\n"), effect, p]
             table.add_row(*cells, end_section=i == len(_tuned_rows(t, key, g)) - 1)
     return table if any_rows else None
 
@@ -293,7 +293,7 @@ def render(console: Console, t: Tables) -> None:
         console.print(_group_table(t, key, g))
         if t.verbose or len(pd.unique(g["learning_rate"])) == 1:  # one rate: no tuned block repeats it
             for _, row in _select(t.comparison, t.keys, key).iterrows():
-                console.print(f"lr {row['learning_rate']:g}: {verdict(row, t.metric)}.", markup=False, highlight=False)
+                console.print(f"lr {row['learning_rate']:.4g}: {verdict(row, t.metric)}.", markup=False, highlight=False)
         for line in _tuned_lines(t, key, g):
             console.print(line, markup=False, highlight=False)
         console.print()

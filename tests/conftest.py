@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -51,6 +52,18 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process that
+    is not a zombie: fields[1] is the parent's pid, fields[2] the process group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            yield int(stat.parent.name), fields
 
 
 # The default sweep, shrunk for CLI tests: its first 5 learning rates (no search) × 5 seeds × 300 epochs.

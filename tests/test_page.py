@@ -158,14 +158,16 @@ def test_the_page_states_question_verdict_caveats_and_provenance(default_dir):
 
 def test_provenance_shows_git_and_machine_when_the_manifest_has_them(default_dir, tmp_path):
     copy = Path(shutil.copytree(default_dir, tmp_path / "copy"))
-    report(copy)
-    assert "git commit" not in page_of(copy)[0]  # an older manifest: nothing invented
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest.update(git_commit="0123456789abcdef", git_dirty=True, machine={"cpu": "Test CPU", "cores": 2})
+    older = {k: v for k, v in manifest.items() if k not in ("git_commit", "git_dirty", "machine")}
+    (copy / "manifest.json").write_text(json.dumps(older))
+    report(copy)
+    assert "git commit" not in page_of(copy)[0] and "<dt>machine</dt>" not in page_of(copy)[0]  # an older manifest: nothing invented
+    manifest.update(git_commit="0123456789abcdef", git_dirty=True, machine={"cpu": "Test CPU", "cores": 2, "memory_gib": 23.5})
     (copy / "manifest.json").write_text(json.dumps(manifest))
     report(copy)
     text = page_of(copy)[0]
-    assert "0123456789abcdef (with uncommitted changes)" in text and "cpu: Test CPU, cores: 2" in text
+    assert "0123456789abcdef (with uncommitted changes)" in text and "Test CPU, 2 cores, 23.5 GiB memory" in text
 
 
 def test_a_sweep_gets_an_overview_before_each_cell(grid_dir, tmp_path):

@@ -317,6 +317,34 @@ def test_empty_or_damaged_directories_exit_2(tmp_path, default_dir):
     assert not (damaged / "plots").exists()
 
 
+def test_a_partial_run_is_plotted_from_what_finished_and_says_what_is_missing(default_dir, tmp_path):
+    import json
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.yaml").write_bytes((default_dir / "config.yaml").read_bytes())
+    runs = pd.read_csv(default_dir / "runs.csv")
+    runs[runs["learning_rate"] < 3].to_csv(partial / "runs.csv", index=False)
+    manifest = json.loads((default_dir / "manifest.json").read_text())
+    manifest.update(status="partial", runs_done=int((runs["learning_rate"] < 3).sum()))
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("plot", partial)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in written(result)} == {f"{stem}.png" for stem in STEMS[1:]}
+    text = " ".join(result.output.split())
+    assert f"partial ({manifest['runs_done']} of {manifest['runs_total']} runs)" in text and "curves.npz" in text and "--resume" in text
+
+
+def test_out_that_is_not_empty_is_refused(default_dir, tmp_path):
+    taken = tmp_path / "figs"
+    taken.mkdir()
+    (taken / "success.png").write_bytes(b"mine")
+    result = invoke("plot", default_dir, "--out", taken)
+    assert result.exit_code == 2 and "not empty" in " ".join(result.output.split())
+    assert (taken / "success.png").read_bytes() == b"mine"
+    assert "figures" in invoke("plot", "--help").output
+
+
 def test_a_variant_keeps_its_colour_whatever_is_plotted_with_it():
     alone = plots.variant_styles(["mse"])["mse"]
     assert plots.variant_styles(["mitchell-on-ce", "ce", "mse"])["mse"] == alone
