@@ -36,6 +36,7 @@ ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process poo
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Every sweep cell's learning-rate table, per-rate verdicts and tuned comparison, not only the overview.")]
+ReportOpt = Annotated[bool, typer.Option("--report", help="Also write report.html and report.md (one self-contained page) in the results directory.")]
 ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
 
 
@@ -126,7 +127,7 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False) -> None:
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False, write_report: bool = False) -> None:
     """train and sweep, with signals deferred: ``execute`` stops where it is safe."""
     from nnrun import api
     from nnrun.config import load
@@ -161,6 +162,10 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
     if signals.pending() is not None:  # arrived while the tables were shown: the run is whole
         raise api.Interrupted(result.path, "", signum=signals.pending(), runs_done=int(result.manifest.get("runs_done", 0)), status=result.status)
+    if write_report:
+        from nnrun.page import write_report as write_page
+
+        console.print(f"report: {write_page([result.path])[0]}", markup=False, soft_wrap=True)
 
 
 def _check_executor(executor: str) -> None:
@@ -214,9 +219,10 @@ def train(
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
     verbose: VerboseOpt = False,
+    report: ReportOpt = False,
 ) -> None:
     """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
-    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose)
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose, write_report=report)
 
 
 @app.command()
@@ -233,9 +239,10 @@ def sweep(
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
     verbose: VerboseOpt = False,
+    report: ReportOpt = False,
 ) -> None:
     """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
-    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose)
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose, write_report=report)
 
 
 @app.command()
@@ -451,6 +458,19 @@ def _print_study(console, study, verdict: str) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(verdict, markup=False, soft_wrap=False)
+
+
+@app.command("report")
+@friendly
+def report_(
+    results: Annotated[list[Path], typer.Argument(help="A results directory; several (or a folder holding several) give one page comparing them.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="The page's file (report.md lands beside it); default: report.html inside the one results directory.")] = None,
+) -> None:
+    """Write one self-contained page (report.html, and report.md) about stored results; works offline."""
+    from nnrun.page import write_report
+
+    for path in write_report(results, out):
+        _console().print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
 def main() -> None:

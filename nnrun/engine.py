@@ -412,13 +412,14 @@ def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which
     return out
 
 
-def _finite(z: np.ndarray, m: dict[str, np.ndarray]) -> np.ndarray:
+def _finite(z: np.ndarray, m: dict[str, np.ndarray], output: str) -> np.ndarray:
     """Per run: are the output pre-activations and the metrics finite? A sigmoid or softmax
-    maps ±inf to a finite 0 or 1, so the outputs alone cannot reveal an overflow."""
+    maps ±inf to a finite 0 or 1, so the outputs alone cannot reveal an overflow; nor can
+    finite logits near ±1.8e308, whose softmax cross-entropy overflows to NaN (0 · ∞)."""
     ok = np.isfinite(z).all(axis=(0, 1))
     for k in ("max_error", "mse", "ce"):
         if k in m:
-            ok &= np.isfinite(m[k]) | (np.isnan(m[k]) & (k == "ce"))  # ce is NaN by design for linear outputs
+            ok &= np.isfinite(m[k]) | (np.isnan(m[k]) & (k == "ce") & (output == "linear"))  # ce is NaN by design for linear outputs
     return ok
 
 
@@ -614,7 +615,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             if is_log:  # the metrics from the kernel's outputs: the reference forward's very bits
                 zs, acts = [kernel.z_out], [kernel.a[-1]]
                 m = metrics(spec.variant, zs[-1], acts[-1], Yr, ("ce", "mse", "accuracy", "max_error"))
-                record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
+                record(epoch, _finite(zs[-1], m, spec.variant.output), _criterion_met(spec, m) if is_check else None)
                 for k in curves:
                     curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
                 last = (zs, acts, m)
@@ -633,7 +634,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             if is_check or is_log:
                 which = ("ce", "mse", "accuracy", "max_error") if is_log else (crit_metric, "max_error")
                 m = metrics(spec.variant, zs[-1], acts[-1], Yr, which)
-                record(epoch, _finite(zs[-1], m), _criterion_met(spec, m) if is_check else None)
+                record(epoch, _finite(zs[-1], m, spec.variant.output), _criterion_met(spec, m) if is_check else None)
                 if is_log:
                     for k in curves:
                         curves[k][work, log_i] = np.where(diverged[work], np.nan, m[k])
@@ -696,7 +697,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], ("ce", "mse", "accuracy", "max_error"))
         final.update({f"test_{k}": v for k, v in test.items()})
-    newly_bad = ~diverged & ~_finite(zs[-1], final)
+    newly_bad = ~diverged & ~_finite(zs[-1], final, spec.variant.output)
     diverged |= newly_bad
     converged &= ~diverged
     epochs_to_converge[diverged] = -1

@@ -17,8 +17,10 @@ import json
 import math
 import re
 import textwrap
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -37,11 +39,23 @@ PLOT_SIZE = (7.5, 5.0)  # success, epochs and ECDF figures: one panel with a leg
 PANEL_SIZE = (4.0, 3.0)  # each learning rate's panel in the loss-curve figure
 PANEL_COLUMNS = 3  # loss-curve panels per row; five learning rates make two rows
 HEADER_HEIGHT = 1.3  # inches above the loss-curve panels for the title and legend
-# matplotlib's tab10, fixed here so a variant's colour does not depend on rcParams.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # a second cue besides colour
 # A third cue for lines, so two variants that trained identically both stay visible.
 LINESTYLES = ("solid", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2)), (0, (8, 3)), (0, (2, 3)))
+# A variant keeps its colour, marker and dash in every figure, report and run, whatever else
+# is plotted with it: cross-entropy variants in blues, squared-error ones in oranges, the two
+# textbook mix-ups in green and red. (colour, MARKERS index, LINESTYLES index)
+FIXED_STYLES = {
+    "ce": ("#1f77b4", 0, 0),
+    "ce-softmax": ("#6baed6", 2, 2),
+    "mse": ("#ff7f0e", 1, 1),
+    "mse-softmax": ("#a65628", 3, 3),
+    "mse-linear": ("#fdae6b", 4, 4),
+    "ng-on-mse": ("#2ca02c", 5, 5),
+    "mitchell-on-ce": ("#d62728", 6, 1),
+}
+# Colours left for other names: matplotlib's tab10 (fixed here, not read from rcParams) less the blue, orange, green and red taken above.
+SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 FEW_RUNS = 5  # a curve's median over fewer runs still training is drawn faint and says how few
 DODGE = 0.03  # variants' points shifted by this many decades in lr so error bars do not overlap
 
@@ -157,9 +171,19 @@ class Style:
     linestyle: object
 
 
+def variant_style(name: str) -> Style:
+    """The colour, marker and dash of a variant name: FIXED_STYLES for the built-in names,
+    else picked by a stable hash of the name (crc32, the same in every process)."""
+    if name in FIXED_STYLES:
+        colour, marker, dash = FIXED_STYLES[name]
+        return Style(colour, MARKERS[marker], LINESTYLES[dash])
+    h = zlib.crc32(name.encode("utf-8"))
+    return Style(SPARE_COLOURS[h % len(SPARE_COLOURS)], MARKERS[(h >> 8) % len(MARKERS)], LINESTYLES[(h >> 16) % len(LINESTYLES)])
+
+
 def variant_styles(variants: list[str]) -> dict[str, Style]:
-    """Colour, marker and dash per variant, by first appearance, so they match across figures."""
-    return {v: Style(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)]) for i, v in enumerate(dict.fromkeys(variants))}
+    """Each distinct variant name's fixed style (``variant_style``), in first-appearance order."""
+    return {v: variant_style(v) for v in dict.fromkeys(variants)}
 
 
 # ----------------------------------------------------------------------------- figure data
@@ -614,10 +638,11 @@ def log_limits(values, top: float | None = None) -> tuple[float, float] | None:
     return float(v.min()) / 1.25, float(v.max()) * 1.25
 
 
-def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | None, styles: dict) -> list[Path]:
-    """Every figure for one results directory, one set per group; returns the files written.
+def sweep_figures(sweep: Sweep, metric: str, by: list[str] | None, styles: dict) -> Iterator[tuple[FigureSet, dict]]:
+    """Each group's figures, drawn one group at a time: (its data, {file stem: Figure}).
 
-    Groups share each figure's value axis so that they can be compared side by side.
+    Groups share each figure's value axis so that they can be compared side by side. The
+    loss-curve figure is left out where there are no curves (a partial run).
     """
     sets = figure_data(sweep, metric, by)
     budget, every = sweep.config.training.epochs, sweep.config.logging.every
@@ -625,11 +650,10 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
     epochs_y = log_limits(pd.concat([f.epochs[["epochs_median_ci_low", "epochs_median_ci_high"]] for f in sets]).to_numpy(), budget)
     ecdf_x = log_limits(pd.concat([f.ecdf["epochs"] for f in sets]).to_numpy(), budget)
     name = METRICS[metric].split(" (")[0]
-    written = []
     for f in sets:
         g = f.group
         for v in g.runs["variant"]:
-            styles.setdefault(v, variant_styles([*styles, v])[v])
+            styles.setdefault(v, variant_style(v))
         figures = {}
         if sweep.curves is not None:
             figures[f"curves-{metric}"] = draw_curves(
@@ -647,7 +671,14 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
             figures["tuning-budget"] = draw_tuning_budget(
                 tuning.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
             )
-        written.extend(_save(fig, out / f"{stem}{g.slug}.{fmt}", fmt) for stem, fig in figures.items())
+        yield f, figures
+
+
+def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | None, styles: dict) -> list[Path]:
+    """Every figure for one results directory, one set per group; returns the files written."""
+    written = []
+    for f, figures in sweep_figures(sweep, metric, by, styles):
+        written.extend(_save(fig, out / f"{stem}{f.group.slug}.{fmt}", fmt) for stem, fig in figures.items())
     return written
 
 

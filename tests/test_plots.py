@@ -11,36 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from conftest import invoke, small_sweep
 from nnrun import plots, stats
-from nnrun.cli import app
 
-runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--workers", "1", "--quiet"]
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
 BUDGET = 300  # the tiny sweeps' training.epochs
 STEMS = ["curves-ce", "success", "epochs", "ecdf"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def sweep(out: Path, *extra: str) -> Path:
-    result = invoke("sweep", *TINY, *extra, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
 def default_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "default")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "default")
 
 
 @pytest.fixture(scope="module")
 def axis_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -356,3 +343,14 @@ def test_out_that_is_not_empty_is_refused(default_dir, tmp_path):
     assert result.exit_code == 2 and "not empty" in " ".join(result.output.split())
     assert (taken / "success.png").read_bytes() == b"mine"
     assert "figures" in invoke("plot", "--help").output
+
+
+def test_a_variant_keeps_its_colour_whatever_is_plotted_with_it():
+    alone = plots.variant_styles(["mse"])["mse"]
+    assert plots.variant_styles(["mitchell-on-ce", "ce", "mse"])["mse"] == alone
+    assert plots.variant_styles(["ce"])["ce"].color == "#1f77b4" and alone.color == "#ff7f0e"
+    builtin = [plots.variant_style(v).color for v in plots.FIXED_STYLES]
+    assert len(set(builtin)) == len(builtin)
+    custom = plots.variant_style("my-variant")
+    assert custom == plots.variant_style("my-variant") and custom.color in plots.SPARE_COLOURS
+    assert custom == plots.variant_styles(["ce", "my-variant"])["my-variant"]
