@@ -459,7 +459,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
         rs.write_json(out / "manifest.json", manifest)
 
     def interrupted(status: str) -> Interrupted:
-        return Interrupted(out, shlex.join(resume_command(command, out)), signum=signals.pending(), runs_done=runs_done, runs_total=p.n_runs, status=status)
+        return Interrupted(out, shlex.join(_resume_command(command, out)), signum=signals.pending(), runs_done=runs_done, runs_total=p.n_runs, status=status)
 
     tables: list[pd.DataFrame] = []
 
@@ -527,7 +527,7 @@ def _import_stats() -> None:
     import nnrun.stats  # noqa: F401  (imports pandas too)
 
 
-def resume_command(command: list[str], out: Path) -> list[str]:
+def _resume_command(command: list[str], out: Path) -> list[str]:
     args = list(command)
     if args and args[0].endswith(("nnrun", "__main__.py")):
         args[0] = "nnrun"

@@ -342,7 +342,7 @@ def run_study(
         rs.write_json(out / "manifest.json", manifest)
         if not isinstance(exc, api.Interrupted):
             raise
-        resume = shlex.join(api.resume_command(command, out))
+        resume = shlex.join(api._resume_command(command, out))
         raise StudyInterrupted(out, resume, signum=exc.signum, done=manifest["problems_done"], total=len(problems)) from None
     study = table(rows)
     manifest.update(status="complete", finished=rs.now(), wall_seconds=round(prior_wall + time.time() - started, 3))
