@@ -39,6 +39,10 @@ BUDGET_AXIS = "training.epochs"  # when swept, each run's own epoch budget
 # A censored run's log-ratio is ±∞; medians and bootstraps take it as this stand-in, which
 # sorts beyond any real log-ratio (|log(epochs ratio)| < 50) and maps back to ±∞.
 INF_LOG = 1e6
+# Differences and log-ratios are rounded to this many decimals before they are ranked, so
+# values equal but for float noise (0.9624 − 0.9610 vs 0.9638 − 0.9624, which differ by
+# 1e-16) tie in the signed-rank test, whether computed in memory or read back from CSV.
+TIE_DECIMALS = 9
 # For final_* metrics: does a higher value mean better? Accuracy metrics compare as
 # differences in points, the others (losses, max error) as ratios.
 HIGHER_IS_BETTER = {"final_accuracy": True, "final_test_accuracy": True}
@@ -242,7 +246,7 @@ def log_ratios(ev, cv, eb, cb) -> np.ndarray:
     ev, eb = np.asarray(ev, float), np.asarray(eb, float)
     cv, cb = np.asarray(cv, bool), np.asarray(cb, bool)
     with np.errstate(all="ignore"):
-        d = np.log(ev / eb)  # the ratio first, so equal ratios give equal (tied) log-ratios
+        d = np.round(np.log(ev / eb), TIE_DECIMALS)  # the ratio first, so equal ratios give equal (tied) log-ratios
     d = np.where(np.isnan(d) & cv & cb, 0.0, d)  # 0 / 0: both met the criterion at their initial weights
     d = np.where(cv & ~cb, -np.inf, d)
     d = np.where(~cv & cb, np.inf, d)
@@ -330,7 +334,7 @@ def paired(v: pd.DataFrame, b: pd.DataFrame, metric: str = EPOCHS, on: list[str]
         wins = fx & (~fy | better)
         ok = fx & fy
         if is_difference(metric):
-            d = 100.0 * (x[ok] - y[ok])
+            d = np.round(100.0 * (x[ok] - y[ok]), TIE_DECIMALS)
             effect = float(d.mean()) if len(d) else np.nan
             lo, hi = bootstrap_ci(d)
         else:
