@@ -39,7 +39,7 @@ BUDGET_AXIS = "training.epochs"  # when swept, each run's own epoch budget
 # A censored run's log-ratio is ±∞; medians and bootstraps take it as this stand-in, which
 # sorts beyond any real log-ratio (|log(epochs ratio)| < 50) and maps back to ±∞.
 INF_LOG = 1e6
-# Differences and log-ratios are rounded to this many decimals before they are ranked, so
+# Differences and log-ratios are rounded to this many decimals before the test ranks them, so
 # values equal but for float noise (0.9624 − 0.9610 vs 0.9638 − 0.9624, which differ by
 # 1e-16) tie in the signed-rank test, whether computed in memory or read back from CSV.
 TIE_DECIMALS = 9
@@ -246,7 +246,7 @@ def log_ratios(ev, cv, eb, cb) -> np.ndarray:
     ev, eb = np.asarray(ev, float), np.asarray(eb, float)
     cv, cb = np.asarray(cv, bool), np.asarray(cb, bool)
     with np.errstate(all="ignore"):
-        d = np.round(np.log(ev / eb), TIE_DECIMALS)  # the ratio first, so equal ratios give equal (tied) log-ratios
+        d = np.log(ev / eb)  # the ratio first, so equal ratios give equal (tied) log-ratios
     d = np.where(np.isnan(d) & cv & cb, 0.0, d)  # 0 / 0: both met the criterion at their initial weights
     d = np.where(cv & ~cb, -np.inf, d)
     d = np.where(~cv & cb, np.inf, d)
@@ -274,7 +274,7 @@ def wilcoxon(d) -> float:
     """Two-sided Wilcoxon signed-rank p on per-pair differences ``d`` (may hold ±∞: ranked
     largest). Zero differences stay in, split between the signs (``zsplit``), so ties weigh
     against a difference instead of dropping out. NaN without pairs; 1 when all tie."""
-    d = np.asarray(d, float)
+    d = np.round(np.asarray(d, float), TIE_DECIMALS)  # float noise must not break ties
     if not len(d):
         return np.nan
     if np.all(d == 0):
@@ -334,7 +334,7 @@ def paired(v: pd.DataFrame, b: pd.DataFrame, metric: str = EPOCHS, on: list[str]
         wins = fx & (~fy | better)
         ok = fx & fy
         if is_difference(metric):
-            d = np.round(100.0 * (x[ok] - y[ok]), TIE_DECIMALS)
+            d = 100.0 * (x[ok] - y[ok])
             effect = float(d.mean()) if len(d) else np.nan
             lo, hi = bootstrap_ci(d)
         else:
