@@ -110,7 +110,7 @@ def load(directory: str | Path) -> RunResult:
 
 
 def default_config() -> dict:
-    """The built-in default sweep (SPEC §6), also shipped as configs/xor.yaml."""
+    """The built-in default sweep, also shipped as configs/xor.yaml."""
     return yaml.safe_load(resources.files("nnrun").joinpath("defaults/xor.yaml").read_text(encoding="utf-8"))
 
 

@@ -35,7 +35,6 @@ RESULT_COLUMNS = [
     "final_accuracy",
     "final_max_error",
 ]
-TEST_COLUMNS = ["final_test_accuracy", "final_test_ce", "final_test_mse"]
 ID_COLUMNS = ["run_id", "round", "variant", "output", "loss", "delta", "learning_rate", "seed"]  # round: of a learning-rate search, else 0
 JOURNAL = "journal"
 UMASK = os.umask(0)  # files and folders get the user's usual permissions
