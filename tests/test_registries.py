@@ -38,20 +38,20 @@ def flat(text: str) -> str:
 
 def test_an_unknown_dataset_parameter_names_the_key_and_lists_the_entrys_parameters(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("dataset: {name: circles, radius: 2}\n", encoding="utf-8")
+    path.write_text("dataset: {name: circles, wobble: 2}\n", encoding="utf-8")
     code, out = invoke("validate", str(path))
     text = flat(out)
     assert code == 2, out
-    assert f"{path}: dataset.radius: unknown key; dataset 'circles' takes n_samples=200, noise=0.1, factor=0.5" in text
+    assert f"{path}: dataset.wobble: unknown key; dataset 'circles' takes n_samples=200, noise=0.1, factor=0.5" in text
     assert "Traceback" not in out
 
 
 def test_an_unknown_optimizer_argument_lists_the_registrys_arguments(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("training: {optimizer: {name: momentum, rho: 0.5}}\n", encoding="utf-8")
+    path.write_text("training: {optimizer: {name: momentum, wobble: 0.5}}\n", encoding="utf-8")
     code, out = invoke("validate", str(path))
     assert code == 2, out
-    assert "training.optimizer.rho: unknown key; optimizer 'momentum' takes beta=0.9" in flat(out)
+    assert "training.optimizer.wobble: unknown key; optimizer 'momentum' takes beta=0.9" in flat(out)
 
 
 def _valid_value(p: Param):
