@@ -161,7 +161,8 @@ def test_nnrun_optimizers_and_executors_list_every_registry_entry(command, regis
 
 def test_an_unknown_executor_lists_the_registry():
     code, out = invoke("train", "nothing.yaml", "--executor", "dusk")
-    assert code == 2 and "--executor must be local or dask, got 'dusk' (did you mean 'dask'?)" in flat(out)
+    listed = ", ".join(list(EXECUTORS)[:-1]) + f" or {list(EXECUTORS)[-1]}"
+    assert code == 2 and f"--executor must be {listed}, got 'dusk' (did you mean 'dask'?)" in flat(out)
 
 
 # ----------------------------------------------------------------------------- the example config
