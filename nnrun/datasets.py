@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from nnrun.errors import NnrunError, hint
-from nnrun.registry import REQUIRED, Param, defaults, resolve
+from nnrun.registry import REQUIRED, Param, resolve
 
 
 class DataError(NnrunError):
@@ -304,9 +304,6 @@ class Dataset:
     own_split: bool = False
     from_file: bool = False
     standardised: bool = False
-
-    def defaults(self) -> dict[str, object]:
-        return defaults(self.params)
 
 
 def _n_bits(default: int) -> Param:

@@ -345,7 +345,7 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, *, scheduler:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ConfigError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
+        raise UsageError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
     cluster = None
     try:
         with signals.deferred():  # a cluster half started by a signal would be nobody's to close
@@ -353,7 +353,7 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, *, scheduler:
                 try:
                     client = Client(scheduler, timeout="10s")
                 except (OSError, TimeoutError) as exc:
-                    raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
+                    raise UsageError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
             else:
                 # Its worker processes exit when this process dies (Dask's parent-alive pipe).
                 cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)

@@ -47,11 +47,6 @@ class Param:
         return (self.type, self.bounds()) == (other.type, other.bounds())
 
 
-def defaults(params: Iterable[Param]) -> dict[str, Any]:
-    """Every parameter that has a default, mapped to it."""
-    return {p.name: p.default for p in params if not p.required}
-
-
 def resolve(params: Iterable[Param], given: Mapping[str, Any], owner: str, error: type[Exception] = ValueError) -> dict[str, Any]:
     """``given`` (None: not given) over the defaults, in ``params``' order. A name that is not
     a parameter, or a required one that is missing, raises ``error`` naming ``owner``."""
