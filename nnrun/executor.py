@@ -390,9 +390,7 @@ WORKERS = Param("workers", int, None, "worker processes (--workers; default: all
 EXECUTORS: dict[str, Executor] = {
     e.name: e
     for e in (
-        Executor(
-            "local", "this machine's processes: a process pool, or inline for one worker", iter_local, (WORKERS,),
-        ),
+        Executor("local", "this machine's processes: a process pool, or inline for one worker", iter_local, (WORKERS,)),
         Executor(
             "dask", "a Dask cluster: --scheduler's, or a local one of --workers processes (the 'dask' extra)",
             iter_dask,

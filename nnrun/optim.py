@@ -2,8 +2,9 @@
 
 Each parameter is an array whose last axis is the run axis; ``lr`` has shape ``(runs,)``
 and broadcasts against it, so every run of a batch has its own learning rate. A run
-whose ``lr`` is 0 is frozen: its weights do not move. ``OPTIMIZERS`` is the registry: each entry carries its
-arguments with their defaults and a description, from which the config schema is derived.
+whose ``lr`` is 0 is frozen: its weights do not move. ``OPTIMIZERS`` is the registry: each
+entry carries its arguments with their defaults and a description, from which the config
+schema is derived.
 """
 
 from __future__ import annotations
