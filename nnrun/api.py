@@ -24,7 +24,7 @@ import yaml
 
 from nnrun import results as rs
 from nnrun import signals
-from nnrun.config import Config, ConfigError, read_config
+from nnrun.config import Config, ConfigError
 from nnrun.config import load as load_config
 from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
 
@@ -103,7 +103,7 @@ def load(directory: str | Path) -> RunResult:
     directory = Path(directory)
     manifest = rs.read_manifest(directory)
     tables = [rs.read_table(directory, name) for name in ("summary", "comparison", "tuned")]
-    return RunResult(directory, read_config(directory), *tables, manifest=manifest)
+    return RunResult(directory, rs.read_config(directory), *tables, manifest=manifest)
 
 
 def default_config() -> dict:

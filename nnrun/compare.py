@@ -17,7 +17,7 @@ from rich.console import Console
 
 from nnrun import report, stats, tuning
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, read_config
+from nnrun.config import Config, ConfigError
 from nnrun.results import ResultsError
 
 FORMATS = ("table",) + report.TEXT_FORMATS
@@ -46,7 +46,7 @@ class Results:
 
 def load(directory: Path) -> Results:
     manifest = rs.read_manifest(directory)
-    return Results(Path(directory), read_config(directory), manifest, rs.read_runs(directory))
+    return Results(Path(directory), rs.read_config(directory), manifest, rs.read_runs(directory))
 
 
 def _flat(data: dict, prefix: str = "") -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from nnrun import compare, overview, plots, report, stats, tuning
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, cells, read_config
+from nnrun.config import Config, ConfigError, cells
 from nnrun.figures import variant_style, variant_styles
 from nnrun.stats import EPOCHS
 
@@ -91,7 +91,7 @@ class Section:
 def read_source(directory: Path) -> Source:
     """A results directory, complete or partial; what a partial one lacks is listed."""
     manifest = rs.read_manifest(directory)
-    config = read_config(directory)
+    config = rs.read_config(directory)
     missing = []
     if manifest["status"] != "complete":
         from nnrun.api import resume_command

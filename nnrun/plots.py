@@ -20,7 +20,7 @@ import pandas as pd
 
 from nnrun import results as rs
 from nnrun import stats, tuning
-from nnrun.config import Config, ConfigError, cells, hint, read_config
+from nnrun.config import Config, ConfigError, cells, hint
 from nnrun.figures import FEW_RUNS, METRICS, draw_curves, draw_ecdf, draw_epochs, draw_sensitivity, draw_success, draw_tuning_budget, save, variant_style, variant_styles
 from nnrun.results import ResultsError
 
@@ -54,7 +54,7 @@ def read_sweep(directory: Path) -> Sweep:
     if (partial and not rs.has_runs(directory)) or (runs := rs.read_runs(directory)).empty:
         raise ResultsError(f"{directory / rs.RUNS}: no runs yet, nothing to plot (finish the run with --resume --out {directory})")
     curves = None if partial and not rs.has_curves(directory) else rs.read_curves(directory)
-    return Sweep(directory, read_config(directory), runs, curves)
+    return Sweep(directory, rs.read_config(directory), runs, curves)
 
 
 # ----------------------------------------------------------------------------- grouping

@@ -48,6 +48,7 @@ from nnrun.results.manifest import (
     now,
     planned,
     provenance,
+    read_config,
     read_manifest,
     run_opening,
     stored_chunk_runs,
@@ -62,7 +63,7 @@ __all__ = [
     "assemble", "atomic_open", "axis_columns", "axis_value", "cell_runs", "check_resumable", "check_study_resumable", "chunk_rows",
     "create", "environment", "find_results", "has_curves", "has_manifest", "has_runs", "holding", "is_complete", "is_empty_dir",
     "journal_clear", "journal_done", "journal_entry", "journal_write", "listing", "lock_for_resume", "mark_resumed", "new_dir", "now",
-    "planned", "provenance", "read_curves", "read_init_weights", "read_manifest", "read_runs", "read_table", "remove_cut_writes",
+    "planned", "provenance", "read_curves", "read_config", "read_init_weights", "read_manifest", "read_runs", "read_table", "remove_cut_writes",
     "require_new_dir", "require_new_run_dir", "results_below", "run_opening", "stored_chunk_runs", "study_opening", "table_file", "trained_dataset",
     "update_manifest", "weights_file", "write_csv", "write_manifest", "write_study_table", "write_tables", "write_text",
 ]  # fmt: skip

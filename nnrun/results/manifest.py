@@ -138,6 +138,19 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     write_json(Path(directory) / MANIFEST, manifest)
 
 
+def read_config(directory: Path) -> Config:
+    """The resolved config.yaml of a results directory; a ResultsError says what is wrong."""
+    from nnrun.config import ConfigError, read_yaml, validate
+
+    path = Path(directory) / CONFIG
+    if not path.exists():
+        raise ResultsError(f"{path}: missing; every nnrun results directory holds the config it ran")
+    try:
+        return validate(read_yaml(path), str(path))
+    except ConfigError as exc:
+        raise ResultsError(f"{exc} (the results directory is damaged, or was written by another nnrun version)") from None
+
+
 def write_config(directory: Path, config: Config) -> None:
     write_text(Path(directory) / CONFIG, config.dump_yaml())
 
