@@ -17,7 +17,7 @@ or reads them. Other modules ask this package; none spells a file name or a key.
 Every write is atomic (files.py): a kill leaves each file complete or absent.
 """
 
-from nnrun.results.arrays import CURVE_METRICS, CURVES, has_curves, read_curves, read_init_weights, trained_dataset, weights_file, write_curves, write_weights
+from nnrun.results.arrays import CURVES, has_curves, read_curves, read_init_weights, trained_dataset, weights_file, write_curves, write_weights
 from nnrun.results.directory import (
     PLOTS,
     REPORT_HTML,
@@ -27,27 +27,22 @@ from nnrun.results.directory import (
     find_results,
     holding,
     listing,
-    lock_for_resume,
     new_dir,
     read_table,
     require_new_run_dir,
-    results_below,
     table_file,
     write_study_table,
     write_tables,
 )
-from nnrun.results.files import ResultsError, atomic_open, is_empty_dir, require_new_dir, write_csv, write_text
+from nnrun.results.files import ResultsError, atomic_open, require_new_dir, write_text
 from nnrun.results.journal import journal_clear, journal_done, journal_entry, journal_write, remove_cut_writes
 from nnrun.results.manifest import (
     check_resumable,
     check_study_resumable,
-    environment,
     has_manifest,
     is_complete,
     mark_resumed,
-    now,
     planned,
-    provenance,
     read_config,
     read_manifest,
     run_opening,
@@ -56,16 +51,16 @@ from nnrun.results.manifest import (
     update_manifest,
     write_manifest,
 )
-from nnrun.results.runs import RUNS, axis_columns, axis_value, cell_runs, chunk_rows, has_runs, read_runs, write_runs
+from nnrun.results.runs import RUNS, axis_columns, axis_value, cell_runs, has_runs, read_runs, write_runs
 
 __all__ = [
-    "CURVE_METRICS", "CURVES", "PLOTS", "RUNS", "REPORT_HTML", "REPORT_MD", "TABLES", "ResultsError",
-    "assemble", "atomic_open", "axis_columns", "axis_value", "cell_runs", "check_resumable", "check_study_resumable", "chunk_rows",
-    "create", "environment", "find_results", "has_curves", "has_manifest", "has_runs", "holding", "is_complete", "is_empty_dir",
-    "journal_clear", "journal_done", "journal_entry", "journal_write", "listing", "lock_for_resume", "mark_resumed", "new_dir", "now",
-    "planned", "provenance", "read_curves", "read_config", "read_init_weights", "read_manifest", "read_runs", "read_table", "remove_cut_writes",
-    "require_new_dir", "require_new_run_dir", "results_below", "run_opening", "stored_chunk_runs", "study_opening", "table_file", "trained_dataset",
-    "update_manifest", "weights_file", "write_csv", "write_manifest", "write_study_table", "write_tables", "write_text",
+    "CURVES", "PLOTS", "REPORT_HTML", "REPORT_MD", "RUNS", "TABLES", "ResultsError",
+    "assemble", "atomic_open", "axis_columns", "axis_value", "cell_runs", "check_resumable", "check_study_resumable",
+    "create", "find_results", "has_curves", "has_manifest", "has_runs", "holding", "is_complete",
+    "journal_clear", "journal_done", "journal_entry", "journal_write", "listing", "mark_resumed", "new_dir",
+    "planned", "read_config", "read_curves", "read_init_weights", "read_manifest", "read_runs", "read_table", "remove_cut_writes",
+    "require_new_dir", "require_new_run_dir", "run_opening", "stored_chunk_runs", "study_opening", "table_file", "trained_dataset",
+    "update_manifest", "weights_file", "write_manifest", "write_study_table", "write_tables", "write_text",
 ]  # fmt: skip
 
 
