@@ -103,13 +103,13 @@ def read_source(directory: Path) -> Source:
         )
     runs = rs.read_runs(directory) if rs.has_runs(directory) else None
     if runs is None or runs.empty:
-        missing.append("runs.csv holds no finished run yet: there are no tables, figures or verdict.")
+        missing.append(f"{rs.RUNS} holds no finished run yet: there are no tables, figures or verdict.")
         runs = None
     curves = None
     if rs.has_curves(directory):
         curves = rs.read_curves(directory)
     elif runs is not None:
-        missing.append("curves.npz is not written yet (it is written when the run completes): the loss-curve figures are left out.")
+        missing.append(f"{rs.CURVES} is not written yet (it is written when the run completes): the loss-curve figures are left out.")
     return Source(Path(directory), manifest, config, runs, curves, missing)
 
 
