@@ -423,29 +423,6 @@ def load(
     return Data(X=X, labels=labels, classes=classes, X_test=X_test, labels_test=labels_test, feature_names=names)
 
 
-# ----------------------------------------------------------------------------- warm starts
-
-
-def weights_path(path: Path) -> Path:
-    """The .npz that `model.init.path` names: the file, DIR/weights.npz, or the one below DIR.
-
-    DIR may be a results directory or its parent ``results/<name>/`` when that holds exactly
-    one run with saved weights.
-    """
-    if not path.is_dir():
-        return path
-    if (path / "weights.npz").exists():
-        return path / "weights.npz"
-    found = sorted(path.glob("*/weights.npz"))
-    if len(found) == 1:
-        return found[0]
-    if found:
-        listed = ", ".join(p.parent.name for p in found[:5]) + (", …" if len(found) > 5 else "")
-        raise DataError(f"{path}: holds several results with weights ({listed}); name one of them in model.init.path")
-    hint = "; it was trained without logging.save_weights: true" if (path / "runs.csv").exists() else ""
-    raise DataError(f"{path}: no weights.npz here (model.init.path){hint}")
-
-
 def id_ranges(ids: list[int]) -> str:
     """Sorted ids as ranges: [0, 1, 2, 5] -> '0–2, 5'."""
     runs: list[list[int]] = []
