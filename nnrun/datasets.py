@@ -197,7 +197,7 @@ def mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         random.setstate(py_state)
     arrays = {"x": d["x"].astype(float), "y": d["y"].astype(int), "x_test": d["x_test"].astype(float), "y_test": d["y_test"].astype(int)}
     try:
-        from nnrun.results import atomic_open
+        from nnrun.results.files import atomic_open
 
         with atomic_open(path) as fh:
             np.savez(fh, **arrays)
