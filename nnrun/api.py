@@ -319,6 +319,24 @@ def _check_resumable(out: Path, config: Config) -> dict:
     return manifest
 
 
+def _backend(config: Config, p: Plan, out: Path, manifest: dict | None) -> str:
+    """The backend these runs use (``training.backend`` resolved); a resumed run must use the
+    one its first runs used (manifests without the field: numpy, the only one then)."""
+    from nnrun import backends
+
+    try:
+        backend = backends.resolve(config.training.backend, [c.config.training.optimizer.name for c in p.cells])
+    except backends.BackendError as exc:
+        raise ConfigError(str(exc)) from None
+    stored = None if manifest is None else manifest.get("backend", "numpy")
+    if stored is not None and stored != backend:
+        raise ConfigError(
+            f"{out}: cannot resume: its runs were trained by the {stored} backend and these would be by {backend}, whose "
+            f"results differ in the last bits; resume with --set training.backend={stored} or start again with a new --out"
+        )
+    return backend
+
+
 def execute(
     config: Config,
     *,
@@ -414,6 +432,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
         prior_wall = 0.0
         manifest = {}
     preflight(p)  # bad data or init files are reported before anything is written
+    backend = _backend(config, p, out, manifest if resume else None)
     manifest.update(
         {
             **rs.environment(),
@@ -426,6 +445,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
             "rounds": p.rounds,
             "runs_done": sum(c.size for c in p.chunks if c.id in done),
             "chunk_runs": p.chunk_runs,
+            "backend": backend,
             "wall_seconds": prior_wall,
         }
     )
@@ -437,7 +457,7 @@ def _execute(config, out, workers, executor, scheduler, resume, command, progres
         _create(out, config, manifest)
 
     todo = [c for c in p.chunks if c.id not in done]
-    config_json = config.model_dump_json()
+    config_json = config.model_copy(update={"training": config.training.model_copy(update={"backend": backend})}).model_dump_json()
     runs_done = manifest["runs_done"]
     epochs_done = 0
     last_flush = time.time()

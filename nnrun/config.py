@@ -140,6 +140,7 @@ class TrainingConfig(Strict):
     reduction: Literal["sum", "mean"] = "sum"  # the seed sums gradients over samples
     optimizer: OptimizerConfig = OptimizerConfig()
     dtype: Literal["float64", "float32"] = "float64"  # exact reproduction first; float32 is opt-in
+    backend: Literal["auto", "numpy", "numba"] = "auto"  # numba's compiled kernel where installed (faster), else NumPy
 
 
 class InlineVariant(Strict):
@@ -313,6 +314,7 @@ class Config(Strict):
         data = self.model_dump(mode="json")
         if self.study == StudyConfig():  # configs without a study section keep the hashes they had
             del data["study"]
+        del data["training"]["backend"]  # how runs are computed, not which: the manifest records it
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def dump_yaml(self) -> str:
