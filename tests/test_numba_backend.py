@@ -96,7 +96,7 @@ def test_every_variant_activation_and_batching_agrees_with_numpy(variant, activa
     _assert_agree(ref, got)
     ok = ref[0].converged & (ref[0].epochs_to_converge == got[0].epochs_to_converge)  # stopped at the same epoch
     for key in ("mse", "max_error", "accuracy"):
-        np.testing.assert_allclose(got[0].final[key][ok], ref[0].final[key][ok], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(got[0].final[key][ok], ref[0].final[key][ok], rtol=1e-4, atol=1e-9)
 
 
 @needs_numba
