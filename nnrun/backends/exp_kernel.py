@@ -105,7 +105,7 @@ def _exp32(x):
     return p * _float32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _float32_from_bits((ki - k1 + np.int32(127)) << np.int32(23))
 
 
-@overload(fast_exp, inline="always")  # inlined into the caller's loop, so it vectorises
+@overload(fast_exp)  # small: LLVM inlines it into the caller's loop, which then vectorises
 def _fast_exp(x):
     if x == types.float64:
         return _exp64
