@@ -529,7 +529,7 @@ def bench_goals(rows: list[Row], notes: list[str], tmp: Path) -> dict[str, float
     backend = "numba" if backends.numba_installed() else "numpy"
     if backend == "numba":
         log("exp and flop rates")
-        exp_rate, flop_rate = goals.exp_and_flop_rates()
+        exp_rate, flop_rate = goals.exp_and_flop_rates(best_of)
         notes.append(f"One core: compiled exp {exp_rate:.3g}/s (float64), multiply-adds {flop_rate:.3g} flops/s; W1 needs {goals.W1_EXPS} exps and ~{goals.W1_FLOPS} flops a network-epoch.")
         for r in rows:
             if r.workload.startswith("W1"):

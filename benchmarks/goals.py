@@ -18,39 +18,32 @@ W1_EXPS = 20
 W1_FLOPS = 2 * 64 + 2 * 64 + 16 * 2 + 4 + 20 * 3 + 16 * 2
 
 
-def exp_and_flop_rates(dtype: str = "float64", size: int = 1 << 16, repeat: int = 20) -> tuple[float, float]:
+def exp_and_flop_rates(best_of, dtype: str = "float64", size: int = 1 << 16, repeat: int = 20) -> tuple[float, float]:
     """(exps/s, flops/s) on one core: the compiled ``fast_exp`` over a cached array, and a
-    multiply-add loop over the same array (LLVM vectorises both)."""
-    import numba
-
+    multiply-add loop over the same array (LLVM vectorises both); ``best_of(fn, repeat)``
+    times them."""
     from nnrun.backends.exp_kernel import fast_exp
+    from nnrun.backends.jit import njit
 
-    @numba.njit
+    @njit
     def exps(x, out):
         for i in range(x.size):
             out[i] = fast_exp(x[i])
 
-    @numba.njit
+    @njit
     def madds(x, out, a, b):
         for _ in range(8):
             for i in range(x.size):
                 out[i] = out[i] * a + x[i] * b
+
     x = np.random.default_rng(0).uniform(-10, 10, size).astype(dtype)
     out = np.zeros_like(x)
     a, b = x.dtype.type(0.5), x.dtype.type(0.25)
     exps(x, out)
     madds(x, out, a, b)
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    t_exp = best(lambda: exps(x, out))
-    t_madd = best(lambda: madds(x, out, a, b))
+    t_exp = best_of(lambda: exps(x, out), repeat)
+    t_madd = best_of(lambda: madds(x, out, a, b), repeat)
     return size / t_exp, 8 * 3 * size / t_madd  # 8 passes of two multiplies and an add
 
 

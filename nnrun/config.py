@@ -140,7 +140,7 @@ class TrainingConfig(Strict):
     reduction: Literal["sum", "mean"] = "sum"  # the seed sums gradients over samples
     optimizer: OptimizerConfig = OptimizerConfig()
     dtype: Literal["float64", "float32"] = "float64"  # exact reproduction first; float32 is opt-in
-    backend: Literal["auto", "numpy", "numba"] = "auto"  # numba's compiled kernel where installed (faster), else NumPy
+    backend: Literal["auto", "numpy", "numba"] = "auto"  # the compiled kernel where numba is installed, else NumPy
 
 
 class InlineVariant(Strict):

@@ -11,6 +11,8 @@ clamped first (beyond the clamp exp is already inf or 0) and NaN stays NaN. It d
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import nnrun.backends.jit  # noqa: F401  (first: it sets numba's cache directory)
@@ -38,71 +40,42 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
-# float64: exp(x) is inf above ~709.78 and 0 below ~−745.13.
-_HI64, _LO64 = 710.0, -746.0
-_LOG2E64 = 1.4426950408889634
-_LN2_HI64 = 6.93147180369123816490e-01  # fdlibm's: 32 trailing zero bits, so k·_LN2_HI64 is exact
-_LN2_LO64 = 1.90821492927058770002e-10
-_C64 = tuple(1.0 / float(np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(14))  # 1/k!
-
-# float32: inf above ~88.72, 0 below ~−103.97.
-_HI32, _LO32 = np.float32(89.0), np.float32(-104.0)
-_LOG2E32 = np.float32(1.44269504)
-_LN2_HI32 = np.float32(0.693359375)  # 9 significant bits: k·_LN2_HI32 exact for |k| < 2¹⁵
-_LN2_LO32 = np.float32(-2.12194440e-4)
-_C32 = tuple(np.float32(c) for c in _C64[:8])
-_HALF32, _ZERO32 = np.float32(0.5), np.float32(0.0)
-
-
 def fast_exp(x):
     """e**x for a float64 or float32 scalar (compiled code only)."""
     raise NotImplementedError("fast_exp is for numba-compiled code")
 
 
-def _exp64(x):
-    x = _HI64 if x > _HI64 else x  # NaN compares false and passes through both clamps
-    x = _LO64 if x < _LO64 else x
-    k = np.floor(x * _LOG2E64 + 0.5)
-    k = k if k == k else 0.0  # NaN: any k will do, r is NaN
-    r = (x - k * _LN2_HI64) - k * _LN2_LO64
-    c = _C64
-    p = c[13]
-    p = p * r + c[12]
-    p = p * r + c[11]
-    p = p * r + c[10]
-    p = p * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    ki = np.int64(k)
-    k1 = ki >> 1
-    return p * _float64_from_bits((k1 + 1023) << 52) * _float64_from_bits((ki - k1 + 1023) << 52)
+def _exp_for(dtype, hi: float, lo: float, ln2_hi: float, ln2_lo: float, degree: int, from_bits, itype, bias: int, mantissa: int):
+    """The exp of one float type: clamps (beyond them exp is already inf or 0), ln2 split
+    as ``ln2_hi`` (few significant bits, so k·ln2_hi is exact) + ``ln2_lo``, Taylor
+    coefficients 1/k! up to ``degree``, and 2ᵏ from ``from_bits`` of ``itype`` exponents
+    (``bias``, ``mantissa`` bits). Closure constants are compile-time constants to numba."""
+    t = dtype.type
+    hi, lo, log2e, ln2_hi, ln2_lo, half, zero = map(t, (hi, lo, 1.4426950408889634, ln2_hi, ln2_lo, 0.5, 0.0))
+    coeffs = tuple(t(1.0 / math.factorial(k)) for k in range(degree, -1, -1))  # highest first, for Horner
+    one_i, bias, mantissa = itype(1), itype(bias), itype(mantissa)
+
+    def exp(x):
+        x = hi if x > hi else x  # NaN compares false and passes through both clamps
+        x = lo if x < lo else x
+        k = np.floor(x * log2e + half)
+        k = k if k == k else zero  # NaN: any k will do, r is NaN
+        r = (x - k * ln2_hi) - k * ln2_lo
+        p = coeffs[0]
+        for i in range(1, len(coeffs)):
+            p = p * r + coeffs[i]
+        ki = itype(k)
+        k1 = ki >> one_i
+        return p * from_bits((k1 + bias) << mantissa) * from_bits((ki - k1 + bias) << mantissa)
+
+    return exp
 
 
-def _exp32(x):
-    x = _HI32 if x > _HI32 else x
-    x = _LO32 if x < _LO32 else x
-    k = np.floor(x * _LOG2E32 + _HALF32)
-    k = k if k == k else _ZERO32
-    r = (x - k * _LN2_HI32) - k * _LN2_LO32
-    c = _C32
-    p = c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    ki = np.int32(k)
-    k1 = ki >> np.int32(1)
-    return p * _float32_from_bits((k1 + np.int32(127)) << np.int32(23)) * _float32_from_bits((ki - k1 + np.int32(127)) << np.int32(23))
+# float64: exp is inf above ~709.78 and 0 below ~−745.13; fdlibm's ln2 split (32 trailing
+# zero bits); degree 13 leaves a truncation error below 1e-17.
+_exp64 = _exp_for(np.dtype(np.float64), 710.0, -746.0, 6.93147180369123816490e-01, 1.90821492927058770002e-10, 13, _float64_from_bits, np.int64, 1023, 52)
+# float32: inf above ~88.72, 0 below ~−103.97; ln2_hi has 9 significant bits; degree 7.
+_exp32 = _exp_for(np.dtype(np.float32), 89.0, -104.0, 0.693359375, -2.12194440e-4, 7, _float32_from_bits, np.int32, 127, 23)
 
 
 @overload(fast_exp)  # small: LLVM inlines it into the caller's loop, which then vectorises
