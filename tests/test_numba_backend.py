@@ -120,6 +120,15 @@ def test_diverging_and_nan_runs_are_flagged_as_numpy_flags_them():
 
 
 @needs_numba
+def test_a_cross_entropy_criterion_on_a_linear_output_never_converges_as_in_numpy():
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    spec = engine.TrainSpec(variant=VARIANTS["mse-linear"], epochs=50, criterion="loss", metric="ce", threshold=10.0, log_every=20)
+    ref, got = _both(spec, X, X[:, :1], [3, 4, 1], R=16, lr=0.01)
+    assert not ref[0].converged.any() and not ref[0].diverged.any()
+    _assert_agree(ref, got)
+
+
+@needs_numba
 def test_float32_agrees_to_float32_precision():
     spec = engine.TrainSpec(variant=VARIANTS["mse"], epochs=300, dtype="float32", log_every=100)
     ref, got = _both(spec, XOR_X, XOR_Y, [3, 4, 1], R=64, lr=2.0)

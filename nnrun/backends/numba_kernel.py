@@ -27,7 +27,8 @@ from nnrun.backends.exp_kernel import fast_exp
 # Codes the kernel branches on (constant over a call, so the branches are predictable).
 ACT = {"sigmoid": 0, "tanh": 1, "relu": 2}
 OUT = {"sigmoid": 0, "softmax": 1, "linear": 2}
-CRITERION = {"max_error": 0, "accuracy": 1, "mse": 2, "ce": 3}
+# "never": cross-entropy of a linear output, NaN by design, so it is never met (nor divergence).
+CRITERION = {"max_error": 0, "accuracy": 1, "mse": 2, "ce": 3, "never": 4}
 BLOCK = 128  # runs per block: long enough SIMD loops, a block's rows stay in L2 (measured 64–256)
 
 
@@ -64,7 +65,7 @@ def _times_derivative(D, A, row, code, lanes, one, zero):
 
 
 @njit
-def forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, zero):  # noqa: PLR0913
+def forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, zero):
     """Layers 1..L for the ``nb`` samples in A's layer 0; the output's z is kept in Z."""
     L = len(sizes) - 1
     for l in range(1, L + 1):
@@ -263,10 +264,10 @@ def _decide(stats, n, crit, epoch, stop, threshold, state, work, r0, lanes):
     for j in range(lanes):
         r = work[r0 + j]
         me, metric = stats[0, j], stats[2, j] / n
-        finite = stats[1, j] != 0 and math.isfinite(me) and (crit < 2 or math.isfinite(metric))
+        finite = stats[1, j] != 0 and math.isfinite(me) and (crit < 2 or crit == 4 or math.isfinite(metric))
         if state[0, r] and not finite:
             state[2, r], state[4, r], state[0, r] = 1, epoch, 0
-        met = me < threshold if crit == 0 else (metric >= threshold if crit == 1 else metric < threshold)
+        met = me < threshold if crit == 0 else (metric >= threshold if crit == 1 else (crit < 4 and metric < threshold))
         if met and not state[2, r] and not state[1, r]:
             state[1, r], state[3, r] = 1, epoch
             if stop and state[0, r]:

@@ -51,6 +51,8 @@ def _views(theta: np.ndarray, sizes: list[int], bias: bool) -> tuple[list, list]
 
 def _codes(spec) -> tuple[int, int, int, int]:
     crit = spec.metric if spec.criterion == "loss" else spec.criterion
+    if crit == "ce" and spec.variant.output == "linear":
+        crit = "never"
     return nk.ACT[spec.activation], nk.OUT[spec.variant.output], DELTA_CODES[spec.variant.delta_fn], nk.CRITERION[crit]
 
 
