@@ -45,7 +45,10 @@ def resolve(backend: str, optimizers: list[str]) -> str:
 def train(backend: str, spec, X, Y, Ws, bs, lr, seeds, X_test=None, Y_test=None):
     """``engine.train``'s contract on the chosen backend (``auto`` resolved here)."""
     if resolve(backend, []) == "numba" and not_covered(spec.optimizer) is None:
-        from nnrun.backends import numba_train
+        from nnrun import signals
+
+        with signals.deferred():  # an import cut in half leaves a broken module behind
+            from nnrun.backends import numba_train
 
         return numba_train.train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test)
     from nnrun.engine import train as numpy_train

@@ -13,7 +13,7 @@ import multiprocessing
 
 import numpy as np
 
-from nnrun import engine
+from nnrun import engine, signals
 from nnrun.backends import numba_kernel as nk
 from nnrun.backends.jit import numba
 from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, delta_softmax_diagonal, delta_softmax_mse
@@ -21,6 +21,7 @@ from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, delta_softmax_dia
 # Epochs per kernel call at most: frozen runs are dropped between calls, as the engine does.
 SEGMENT = 200
 SHUFFLE_BLOCK = 64  # epochs of shuffle keys drawn at a time, as the engine draws them
+_COMPILED: set[str] = set()  # dtypes whose kernel this process has compiled or loaded
 DELTA_CODES = {delta_a_minus_y: 0, delta_sigmoid_mse: 1, delta_softmax_diagonal: 1, delta_softmax_mse: 2}
 METRICS = ("ce", "mse", "accuracy", "max_error")
 
@@ -125,7 +126,13 @@ class _Training:
             order = np.ascontiguousarray(engine._sample_order(self.keys[:, start % SHUFFLE_BLOCK]), dtype=np.int64)
         span = (start, stop, spec.check_every, spec.epochs)
         flags = (int(check_first), int(self.bias), self.batch, int(spec.stop_converged))
-        nk.run_epochs(self.X, self.Y, self.theta, self.lr, self.state, self.work, order, self.inv, self.layout, self.codes, self.consts, span, flags)
+        args = (self.X, self.Y, self.theta, self.lr, self.state, self.work, order, self.inv, self.layout, self.codes, self.consts, span, flags)
+        if self.dt.name in _COMPILED:
+            nk.run_epochs(*args)
+            return
+        with signals.deferred():  # numba compiles (or loads) in Python: a signal must not cut that in half
+            nk.run_epochs(*args)
+        _COMPILED.add(self.dt.name)
 
     def _log(self, epoch: int, i: int, curves: dict) -> None:
         """A logged epoch, on the reference path: all metrics, divergence, convergence."""
