@@ -164,7 +164,8 @@ def test_an_explicit_numba_that_cannot_run_exits_2_before_training(write_config,
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_the_manifest_records_the_backend_and_resume_refuses_another(write_config, tmp_path):
+def test_the_manifest_records_the_backend_and_resume_refuses_another(write_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "numba_installed", lambda: True)  # refused before anything trains
     out = tmp_path / "out"
     result = runner.invoke(app, ["train", str(write_config()), "--out", str(out), "--set", "training.backend=numpy", "--workers", "1"])
     assert result.exit_code == 0, result.output
