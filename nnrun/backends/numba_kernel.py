@@ -291,7 +291,10 @@ def run_epochs(X, Y, theta, lr, state, work, order, inv, layout, codes, consts, 
     for blk in prange((R + BLOCK - 1) // BLOCK):
         r0 = blk * BLOCK
         lanes = min(BLOCK, R - r0)
-        _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, r0, lanes, n, L, batch)
+        runs = slice(r0, r0 + lanes)
+        W = np.ascontiguousarray(theta[:, runs])  # the block's parameters, contiguous rows of its lanes
+        _block(X, Y, W, lr[runs], state, work[runs], order[runs], inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, 0, lanes, n, L, batch)
+        theta[:, runs] = W
 
 
 @njit
