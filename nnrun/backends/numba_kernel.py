@@ -200,25 +200,31 @@ def _update(theta, G, lr, live, r0, lanes):
 def _accumulate(A, Z, Yb, base, fo, nb, out, crit, stats, lanes, one, zero, half):
     """Add ``nb`` samples to each run's check statistics: stats[0] max|a − y| (NaN
     propagating), stats[1] 0 where some output z is not finite, stats[2] the criterion's sum
-    (hits, ½Σ(a − y)², or cross-entropy)."""
+    (hits, ½Σ(a − y)², or cross-entropy). The first two in loops over runs (they vectorise)."""
+    for k in range(nb):
+        for o in range(fo):
+            row, y = base + k * fo + o, k * fo + o
+            for j in range(lanes):
+                e, z, me = abs(A[row, j] - Yb[y, j]), Z[y, j], stats[0, j]
+                stats[0, j] = e if (e > me or e != e) else me
+                stats[1, j] = stats[1, j] if z - z == zero else zero  # z − z is 0 only for finite z
+    if crit == 0 or crit == 4:
+        return
     for j in range(lanes):
-        me, zfin, s = stats[0, j], stats[1, j], stats[2, j]
+        s = stats[2, j]
         for k in range(nb):
-            row, part = base + k * fo, zero
-            for o in range(fo):
-                z, d = Z[k * fo + o, j], A[row + o, j] - Yb[k * fo + o, j]
-                if not math.isfinite(z):
-                    zfin = zero
-                e = abs(d)
-                me = e if (e > me or e != e) else me
-                part += d * d
+            row = base + k * fo
             if crit == 1:
                 s += _hit(A, Yb, row, k * fo, fo, j, one, zero, half)
             elif crit == 2:
+                part = zero
+                for o in range(fo):
+                    d = A[row + o, j] - Yb[k * fo + o, j]
+                    part += d * d
                 s += half * part
-            elif crit == 3:
+            else:
                 s += _cross_entropy(A, Z, Yb, k * fo, fo, j, out, zero)
-        stats[0, j], stats[1, j], stats[2, j] = me, zfin, s
+        stats[2, j] = s
 
 
 @njit
