@@ -35,6 +35,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+import goals  # noqa: E402  (benchmarks/goals.py, beside this script)
+
+from nnrun import backends  # noqa: E402
 from nnrun import datasets as ds  # noqa: E402
 from nnrun.engine import TrainSpec, init_params, train  # noqa: E402
 from nnrun.variants import VARIANTS  # noqa: E402
@@ -80,7 +83,8 @@ class Row:
     net_epochs: float
     seconds: float
     note: str = ""
-    label: str = ""  # short name for ratio columns
+    label: str = ""  # short name for ratio columns and goals
+    cores: int = 1  # cores it ran on, for its rate per core
     ratios: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -115,8 +119,9 @@ def xor_data() -> tuple[np.ndarray, np.ndarray]:
     return d.X, d.targets("sigmoid")
 
 
-def w1_engine(seeds: int, epochs: int, dtype: str, variants=("ce", "mse")) -> float:
-    """Seconds for nnrun.engine.train on every variant (lr 1, legacy init, no early stop)."""
+def w1_engine(seeds: int, epochs: int, dtype: str, variants=("ce", "mse"), backend: str = "numpy") -> float:
+    """Seconds for nnrun's training on every variant (lr 1, legacy init, no early stop), on
+    one core: the NumPy engine, or the compiled kernel on one thread."""
     X, Y = xor_data()
     total = 0.0
     for v in variants:
@@ -125,9 +130,17 @@ def w1_engine(seeds: int, epochs: int, dtype: str, variants=("ce", "mse")) -> fl
         Ws, bs = init_params("legacy", [3, 4, 1], s, dtype=dtype)
         t = time.perf_counter()
         with one_blas_thread():
-            train(spec, X, Y, Ws, bs, np.ones(seeds), s)
+            backends.train(backend, spec, X, Y, Ws, bs, np.ones(seeds), s)
         total += time.perf_counter() - t
     return total
+
+
+def one_numba_thread() -> None:
+    """The compiled kernel on one thread in this process (rates per core)."""
+    if backends.numba_installed():
+        from nnrun.backends import numba_train
+
+        numba_train._threads = lambda: 1
 
 
 def one_blas_thread():
@@ -141,7 +154,7 @@ W1_CONFIG = """\
 name: bench-w1
 dataset: {{name: xor, bias_column: true}}
 model: {{hidden: [4], activation: sigmoid, bias: false, init: {{scheme: legacy}}}}
-training: {{epochs: {epochs}, batch_size: full, reduction: sum, optimizer: {{name: sgd}}, dtype: {dtype}}}
+training: {{epochs: {epochs}, batch_size: full, reduction: sum, optimizer: {{name: sgd}}, dtype: {dtype}, backend: {backend}}}
 variants: [{variants}]
 learning_rates: [1.0]
 seeds: {seeds}
@@ -150,12 +163,12 @@ logging: {{every: 100}}
 """
 
 
-def nnrun_process(config_text: str, workers: int, tmp: Path) -> float:
-    """Wall seconds of `python -m nnrun train CONFIG --out DIR -q --workers N`."""
+def nnrun_process(config_text: str, workers: int | None, tmp: Path) -> float:
+    """Wall seconds of `python -m nnrun train CONFIG --out DIR -q [--workers N]`."""
     cfg = tmp / f"bench-{time.time_ns()}.yaml"
     cfg.write_text(config_text)
     out = tmp / f"out-{time.time_ns()}"
-    cmd = [sys.executable, "-m", "nnrun", "train", str(cfg), "--out", str(out), "-q", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "nnrun", "train", str(cfg), "--out", str(out), "-q"] + ([] if workers is None else ["--workers", str(workers)])
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
@@ -250,6 +263,7 @@ def jax_w1_steady(seeds: int, epochs: int, dtype: str, repeat: int) -> tuple[flo
 
 
 def jax_w1_process(seeds: int, epochs: int, tmp: Path) -> float:
+    """Wall seconds of the JAX W1 as a user runs it: `python -c`, default threads."""
     code = JAX_W1_PROCESS.format(x64=True, dt="jnp.float64", seeds=seeds, epochs=epochs, path=str(tmp / "jax_w1.npz"))
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -273,16 +287,20 @@ def bench_w1(z: Sizes, skip: set[str], tmp: Path) -> tuple[list[Row], list[str]]
     notes: list[str] = []
     name = f"W1 XOR 3-4-1, ce+mse × {z.w1_seeds:,} seeds × {z.w1_epochs:,} epochs"
     work = 2 * z.w1_seeds * z.w1_epochs
-    for dtype in ("float64", "float32"):
-        log(f"W1 nnrun engine {dtype}")
-        w1_engine(z.w1_seeds, min(z.w1_epochs, 50), dtype)  # warm-up
-        t = best_of(lambda: w1_engine(z.w1_seeds, z.w1_epochs, dtype), z.repeat)
-        rows.append(Row(name, f"nnrun engine.train, {dtype}", "steady state", work, t))
-    for workers in (1, 2):
-        log(f"W1 nnrun train --workers {workers}")
-        text = W1_CONFIG.format(epochs=z.w1_epochs, dtype="float64", variants="ce, mse", seeds=z.w1_seeds)
+    numba = backends.numba_installed()
+    for backend in ("numpy", "numba") if numba else ("numpy",):
+        for dtype in ("float64", "float32"):
+            log(f"W1 nnrun engine {backend} {dtype}")
+            w1_engine(z.w1_seeds, min(z.w1_epochs, 50), dtype, backend=backend)  # warm-up (and compile)
+            t = best_of(lambda: w1_engine(z.w1_seeds, z.w1_epochs, dtype, backend=backend), z.repeat)
+            impl = "nnrun engine.train" if backend == "numpy" else "nnrun numba kernel, 1 thread"
+            rows.append(Row(name, f"{impl}, {dtype}", "steady state", work, t, label=f"{backend} f{dtype[5:]} core"))
+    for backend, workers in [("numpy", 1), ("numpy", 2)] + ([("numba", 1), ("numba", None)] if numba else []):
+        log(f"W1 nnrun train {backend} --workers {workers or 'default'}")
+        text = W1_CONFIG.format(epochs=z.w1_epochs, dtype="float64", variants="ce, mse", seeds=z.w1_seeds, backend=backend)
         t = min(nnrun_process(text, workers, tmp) for _ in range(z.repeat))
-        rows.append(Row(name, f"`nnrun train --workers {workers}`, float64", "whole process", work, t))
+        how = f"--workers {workers}" if workers else "default workers"
+        rows.append(Row(name, f"`nnrun train {how}`, {backend}, float64", "whole process", work, t, label=f"{backend} 1e7 process" if workers is None else "", cores=workers or CORES))
     log("W1 seed loop")
     t = 0.0
     for v in ("ce", "mse"):
@@ -294,11 +312,11 @@ def bench_w1(z: Sizes, skip: set[str], tmp: Path) -> tuple[list[Row], list[str]]
     )
     if "jax" in skip or not have("jax"):
         notes.append("JAX: not installed (pip install -e '.[bench]'), rows skipped.")
-        return rows, notes
+        return rows + w1_large(z, skip, tmp, numba), notes
     for dtype in ("float64", "float32"):
         log(f"W1 JAX steady {dtype}")
         t, finals = jax_w1_steady(z.w1_seeds, z.w1_epochs, dtype, z.repeat)
-        rows.append(Row(name, f"JAX jit(vmap(lax.scan)), {dtype}", "steady state", work, t, label=f"JAX {dtype[5:]}-bit steady"))
+        rows.append(Row(name, f"JAX jit(vmap(lax.scan)), {dtype}", "steady state", work, t, label=f"JAX f{dtype[5:]} steady", cores=CORES))
         if dtype == "float64":
             k = min(50, z.w1_seeds)
             ours = nnrun_final_weights(k, z.w1_epochs, "mse")
@@ -306,8 +324,29 @@ def bench_w1(z: Sizes, skip: set[str], tmp: Path) -> tuple[list[Row], list[str]]
             notes.append(f"Check: JAX float64 and nnrun final weights (mse, first {k} seeds) agree to {diff:.1e} relative.")
     log("W1 JAX whole process")
     t = min(jax_w1_process(z.w1_seeds, z.w1_epochs, tmp) for _ in range(z.repeat))
-    rows.append(Row(name, "JAX `python -c` (import + compile + run + save), float64", "whole process", work, t, label="JAX whole process"))
-    return rows, notes
+    rows.append(Row(name, "JAX `python -c` (import + compile + run + save), float64", "whole process", work, t, label="JAX 1e7 process", cores=CORES))
+    return rows + w1_large(z, skip, tmp, numba), notes
+
+
+CORES = os.cpu_count() or 1
+
+
+def w1_large(z: Sizes, skip: set[str], tmp: Path, numba: bool) -> list[Row]:
+    """W1 with ten times the seeds (1e8 network-epochs at full size): whole processes."""
+    seeds = 10 * z.w1_seeds
+    name = f"W1 XOR 3-4-1, ce+mse × {seeds:,} seeds × {z.w1_epochs:,} epochs"
+    work = 2 * seeds * z.w1_epochs
+    rows = []
+    for backend in ("numba",) if numba else ():
+        log(f"W1 ×10 nnrun train {backend}")
+        text = W1_CONFIG.format(epochs=z.w1_epochs, dtype="float64", variants="ce, mse", seeds=seeds, backend=backend)
+        t = min(nnrun_process(text, None, tmp) for _ in range(max(1, z.repeat - 1)))
+        rows.append(Row(name, f"`nnrun train` (default workers), {backend}, float64", "whole process", work, t, label=f"{backend} 1e8 process", cores=CORES))
+    if "jax" not in skip and have("jax"):
+        log("W1 ×10 JAX whole process")
+        t = min(jax_w1_process(seeds, z.w1_epochs, tmp) for _ in range(max(1, z.repeat - 1)))
+        rows.append(Row(name, "JAX `python -c` (import + compile + run + save), float64", "whole process", work, t, label="JAX 1e8 process", cores=CORES))
+    return rows
 
 
 # ----------------------------------------------------------------------------- W2
@@ -318,7 +357,7 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return d.X, d.targets("softmax"), d.labels
 
 
-def w2_nnrun(runs: int, epochs: int, dtype: str = "float64") -> float:
+def w2_nnrun(runs: int, epochs: int, dtype: str = "float64", backend: str = "numpy") -> float:
     X, Y, _ = digits()
     # Like scikit-learn's fit, no extra pass over the data each epoch: the convergence check
     # and the curves look at the final epoch only (convergence.check_every, logging.every).
@@ -330,7 +369,7 @@ def w2_nnrun(runs: int, epochs: int, dtype: str = "float64") -> float:
     Ws, bs = init_params("xavier", [64, 32, 10], s, bias=True, dtype=dtype)
     t = time.perf_counter()
     with one_blas_thread():
-        res = train(spec, X, Y, Ws, bs, np.full(runs, 0.1), s)
+        res = backends.train(backend, spec, X, Y, Ws, bs, np.full(runs, 0.1), s)
     t = time.perf_counter() - t
     assert np.nanmean(res.final["accuracy"]) > 0.5 or epochs < 5, res.final["accuracy"]
     return t
@@ -422,6 +461,12 @@ def bench_w2(z: Sizes, skip: set[str]) -> tuple[list[Row], list[str]]:
     log("W2 nnrun float32")
     t = best_of(lambda: w2_nnrun(z.w2_runs, z.w2_epochs, "float32"), z.repeat)
     rows.append(Row(name, f"nnrun engine.train, {z.w2_runs} runs, float32", "steady state", z.w2_runs * z.w2_epochs, t))
+    if backends.numba_installed():
+        for dtype in ("float64", "float32"):
+            log(f"W2 nnrun numba {dtype}")
+            w2_nnrun(z.w2_runs, 1, dtype, "numba")  # compile
+            t = best_of(lambda: w2_nnrun(z.w2_runs, z.w2_epochs, dtype, "numba"), z.repeat)
+            rows.append(Row(name, f"nnrun numba kernel, 1 thread, {z.w2_runs} runs, {dtype}", "steady state", z.w2_runs * z.w2_epochs, t, label="numba W2" if dtype == "float64" else ""))
     if "sklearn" in skip or not have("sklearn"):
         notes.append("scikit-learn: not installed, W2 baseline skipped.")
     else:
@@ -466,12 +511,36 @@ def bench_scaling(z: Sizes, tmp: Path) -> tuple[list[dict], list[str]]:
         point = {"runs": runs, "epochs": epochs, "engine": runs * epochs / r["seconds"], "rss": r["maxrss_mib"]}
         if runs <= z.scale_process_max:
             seeds = max(1, runs)
-            text = W1_CONFIG.format(epochs=epochs, dtype="float64", variants="ce", seeds=seeds)
+            text = W1_CONFIG.format(epochs=epochs, dtype="float64", variants="ce", seeds=seeds, backend="numpy")
             t = min(nnrun_process(text, 1, tmp) for _ in range(max(1, z.repeat - 1)))
             point["process"] = runs * epochs / t
             point["process_s"] = t
         out.append(point)
     return out, []
+
+
+# ----------------------------------------------------------------------------- goals
+
+
+def bench_goals(rows: list[Row], notes: list[str], tmp: Path) -> dict[str, float]:
+    """The exp-bound fraction of each W1 row, the learning-rate search's cost and the default
+    study's wall time (with the compiled backend where installed)."""
+    extra: dict[str, float] = {}
+    backend = "numba" if backends.numba_installed() else "numpy"
+    if backend == "numba":
+        log("exp and flop rates")
+        exp_rate, flop_rate = goals.exp_and_flop_rates(best_of)
+        notes.append(f"One core: compiled exp {exp_rate:.3g}/s (float64), multiply-adds {flop_rate:.3g} flops/s; W1 needs {goals.W1_EXPS} exps and ~{goals.W1_FLOPS} flops a network-epoch.")
+        for r in rows:
+            if r.workload.startswith("W1"):
+                r.note = "; ".join(x for x in (r.note, goals.exp_bound(r.rate / r.cores, exp_rate, flop_rate)) if x)
+    log(f"learning-rate search (nnrun sweep, {backend})")
+    extra["search ratio"], wall = goals.search_ratio(ROOT, backend, tmp)
+    notes.append(f"Default sweep with its learning-rate search ({backend}): {extra['search ratio']:.2f}× the first round's network-epochs, {wall:.1f} s whole process.")
+    log("default study (nnrun study)")
+    extra["study s"] = goals.study_seconds(ROOT, tmp)
+    notes.append(f"Default study (`nnrun study`, training.backend auto = {backend}): {extra['study s'] / 60:.1f} min.")
+    return extra
 
 
 # ----------------------------------------------------------------------------- report
@@ -515,7 +584,7 @@ def fmt_rate(x: float) -> str:
     return f"{x:.3g}" if x < 1e3 else f"{x:.2e}"
 
 
-def render(rows: list[Row], scaling: list[dict], notes: list[str], helps: float, args, z: Sizes, wall: float) -> str:
+def render(rows: list[Row], scaling: list[dict], notes: list[str], helps: float, args, z: Sizes, wall: float, goal_lines: list[str] = ()) -> str:
     lines = [
         f"# nnrun benchmark{' (--quick)' if args.quick else ''}",
         "",
@@ -524,6 +593,8 @@ def render(rows: list[Row], scaling: list[dict], notes: list[str], helps: float,
         "",
         "Rates are network-epochs/s (runs × epochs ÷ seconds). Ratios compare rows of the same workload measured in this run.",
     ]
+    if goal_lines:
+        lines += ["", "## Goals of the compiled backend on this machine", "", *goal_lines]
     by_work: dict[str, list[Row]] = {}
     for r in rows:
         by_work.setdefault(r.workload, []).append(r)
@@ -562,14 +633,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=textwrap.dedent(__doc__))
     ap.add_argument("--quick", action="store_true", help="smaller sizes: about a minute")
     ap.add_argument("--repeat", type=int, help="timings are best of this many (default 3, quick 2)")
-    ap.add_argument("--only", action="append", choices=["w1", "w2", "scaling"], help="run only these parts (repeatable)")
+    ap.add_argument("--only", action="append", choices=["w1", "w2", "scaling", "goals"], help="run only these parts (repeatable); goals: the search and the default study")
     ap.add_argument("--skip", action="append", default=[], choices=["jax", "sklearn"], help="leave out a peer")
     ap.add_argument("--out", type=Path, default=HERE / "results.md", help="markdown file to write (default benchmarks/results.md)")
     args = ap.parse_args(argv)
     z = quick_sizes() if args.quick else Sizes()
     if args.repeat:
         z.repeat = args.repeat
-    parts = set(args.only or ["w1", "w2", "scaling"])
+    parts = set(args.only or ["w1", "w2", "scaling", "goals"])
+    one_numba_thread()
     skip = set(args.skip)
     t0 = time.perf_counter()
     rows, notes, scaling = [], [], []
@@ -587,7 +659,9 @@ def main(argv: list[str] | None = None) -> int:
         if "scaling" in parts:
             scaling, n = bench_scaling(z, tmp)
             notes += n
-    text = render(rows, scaling, notes, helps, args, z, time.perf_counter() - t0)
+        extra = bench_goals(rows, notes, tmp) if "goals" in parts else {}
+    goal_lines = goals.verdicts({r.label: r.rate for r in rows if r.label}, extra)
+    text = render(rows, scaling, notes, helps, args, z, time.perf_counter() - t0, goal_lines)
     print(text)
     args.out.write_text(text, encoding="utf-8")
     log(f"wrote {args.out}")

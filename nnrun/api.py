@@ -24,7 +24,7 @@ import yaml
 
 from nnrun import results as rs
 from nnrun import signals
-from nnrun.config import Config, ConfigError
+from nnrun.config import Config, ConfigError, cells
 from nnrun.config import load as load_config
 from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
 
@@ -196,6 +196,7 @@ def execute(
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
     out = out if out is not None else rs.new_dir(root, config.name, config.sha256())
+    config = _with_backend(config)
     train = functools.partial(iterate, config.model_dump_json(), workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
     with signals.handled():
         try:
@@ -207,6 +208,18 @@ def execute(
             if session is None:
                 return load(out)  # resumed a run that had completed
             return session.run(train)
+
+
+def _with_backend(config: Config) -> Config:
+    """``config`` with ``training.backend`` resolved to the backend that trains it (numpy or
+    numba), as the workers, config.yaml and the manifest record it."""
+    from nnrun import backends
+
+    try:
+        backend = backends.resolve(config.training.backend, [c.config.training.optimizer.name for c in cells(config)])
+    except backends.BackendError as exc:
+        raise ConfigError(str(exc)) from None
+    return config.model_copy(update={"training": config.training.model_copy(update={"backend": backend})})
 
 
 def _open(config: Config, out: Path, resume: bool, workers: int, chunk_runs: int | None, command: list[str], config_path: Path | None, progress) -> _Session | None:

@@ -680,8 +680,18 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test) -> TrainResult:
             opt.step(params, gW + [g for g, b in zip(gb, bs) if b is not None], lr_active)
 
     write_back()
-    Ws, bs = out_W, out_b
-    if last is not None and len(work) == R:  # the last epoch's logged forward, of these very weights
+    outcome = (converged, epochs_to_converge, epochs_run, diverged)
+    return finish(spec, X, Yr, out_W, out_b, outcome, log_epochs, curves, init_weights, X_test, Y_test, last if len(work) == R else None)
+
+
+def finish(spec, X, Yr, Ws, bs, outcome, log_epochs, curves, init_weights, X_test, Y_test, last=None) -> TrainResult:
+    """The result of trained runs: final (and test) metrics from the final weights (or from
+    ``last``, the last epoch's logged forward of these very weights), curves cut where each run
+    stopped, a final divergence check. ``outcome`` = (converged, epochs_to_converge,
+    epochs_run, diverged) per run; ``Yr`` (samples, outputs, 1); X and Yr in the run dtype."""
+    converged, epochs_to_converge, epochs_run, diverged = outcome
+    dtype = Ws[0].dtype
+    if last is not None:
         zs, acts, final = last[0], last[1], dict(last[2])
     else:
         zs, acts = forward(Ws, bs, X, spec.activation, spec.variant)

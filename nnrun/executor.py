@@ -20,12 +20,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from nnrun import backends
 from nnrun import datasets as ds
 from nnrun import results as rs
 from nnrun import signals
 from nnrun.config import Cell, Config, cells
 from nnrun.datasets import Data, DataError
-from nnrun.engine import TrainSpec, init_params, train
+from nnrun.engine import TrainSpec, init_params
 from nnrun.errors import UsageError, hint
 from nnrun.registry import Param
 
@@ -222,7 +223,7 @@ def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
     Y = data.targets(spec.variant.output)
     Y_test = data.targets(spec.variant.output, test=True) if data.X_test is not None else None
     with _one_blas_thread():  # a per-run product must not depend on how BLAS splits work
-        res = train(spec, data.X, Y, Ws, bs, lrs, seeds, data.X_test, Y_test)
+        res = backends.train(config.training.backend, spec, data.X, Y, Ws, bs, lrs, seeds, data.X_test, Y_test)
     return rs.journal_entry(chunk.run_ids, res)
 
 

@@ -170,6 +170,7 @@ class TrainingConfig(Strict):
     reduction: Literal["sum", "mean"] = Field("sum", description="how gradients combine over samples")  # the seed sums
     optimizer: OptimizerConfig = OptimizerConfig()
     dtype: Literal["float64", "float32"] = Field("float64", description="the floating-point type of the arithmetic")  # exact reproduction first; float32 is opt-in
+    backend: Literal["auto", "numpy", "numba"] = Field("auto", description="numba: the compiled kernel (an extra); numpy: the reference; auto: numba where installed")
 
 
 class InlineVariant(Strict):
@@ -348,6 +349,7 @@ class Config(Strict):
         data = self.model_dump(mode="json")
         if self.study == StudyConfig():  # configs without a study section keep the hashes they had
             del data["study"]
+        del data["training"]["backend"]  # how runs are computed, not which: the manifest records it
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def dump_yaml(self) -> str:

@@ -180,6 +180,7 @@ def run_opening(manifest: dict, config: Config, plan: Plan, done: set[int], comm
             "rounds": plan.rounds,
             "runs_done": sum(c.size for c in plan.chunks if c.id in done),
             "chunk_runs": plan.chunk_runs,
+            "backend": config.training.backend,
             "wall_seconds": float(manifest.get("wall_seconds") or 0.0),
         }
     )
@@ -217,6 +218,13 @@ def check_resumable(out: Path, config: Config) -> dict:
             f"nnrun {__version__}'s in the last bits for some configs (arithmetic revision {arithmetic} there, "
             f"{ARITHMETIC} here), so its rows would not match the new ones. Finish it with nnrun "
             f"{manifest.get('nnrun', 'of that revision')}, or start again with a new --out"
+        )
+    backend = manifest.get("backend", "numpy")  # manifests before the field: numpy, the only one then
+    if manifest.get("status") != "complete" and backend != config.training.backend:
+        raise ConfigError(
+            f"{out}: cannot resume: its runs were trained by the {backend} backend and these would be by "
+            f"{config.training.backend}, whose results differ in the last bits; resume with "
+            f"--set training.backend={backend} or start again with a new --out"
         )
     return manifest
 
