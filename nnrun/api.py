@@ -212,11 +212,16 @@ def execute(
 
 def _with_backend(config: Config) -> Config:
     """``config`` with ``training.backend`` resolved to the backend that trains it (numpy or
-    numba), as the workers, config.yaml and the manifest record it."""
+    numba), as the workers, config.yaml and the manifest record it. ``auto`` picks numba
+    where it is installed and every cell trains full batch, where the kernel is fastest."""
     from nnrun import backends
 
+    grid = [c.config.training for c in cells(config)]
+    requested = config.training.backend
+    if requested == "auto" and any(t.batch_size != "full" for t in grid):
+        requested = "numpy"  # on minibatches NumPy's matrix products beat the kernel's run lanes (benchmarks/, W2)
     try:
-        backend = backends.resolve(config.training.backend, [c.config.training.optimizer.name for c in cells(config)])
+        backend = backends.resolve(requested, [t.optimizer.name for t in grid])
     except backends.BackendError as exc:
         raise ConfigError(str(exc)) from None
     return config.model_copy(update={"training": config.training.model_copy(update={"backend": backend})})

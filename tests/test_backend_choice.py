@@ -1,0 +1,39 @@
+"""Which backend trains a sweep: ``training.backend`` resolved once per sweep, before anything
+runs. Pretends numba is installed where it is not: nothing here trains."""
+
+import pytest
+
+from nnrun import api, backends
+from nnrun.config import load
+
+
+@pytest.fixture
+def numba_here(monkeypatch):
+    monkeypatch.setattr(backends, "numba_installed", lambda: True)
+
+
+def _backend(grid=(), **overrides) -> str:
+    config = load(None, overrides=[f"{k}={v}" for k, v in overrides.items()], grid=grid)
+    return api._with_backend(config).training.backend
+
+
+def test_auto_compiles_a_full_batch_sweep(numba_here):
+    assert _backend() == "numba"
+
+
+def test_auto_keeps_minibatches_on_numpy_where_it_is_faster(numba_here):
+    assert _backend(**{"training.batch_size": 2}) == "numpy"
+
+
+def test_auto_keeps_a_sweep_with_any_minibatch_cell_on_numpy(numba_here):
+    assert _backend(grid=["training.batch_size=full,2"]) == "numpy"
+
+
+def test_an_explicit_choice_is_kept(numba_here):
+    assert _backend(**{"training.backend": "numba", "training.batch_size": 2}) == "numba"
+    assert _backend(**{"training.backend": "numpy"}) == "numpy"
+
+
+def test_auto_without_numba_is_numpy(monkeypatch):
+    monkeypatch.setattr(backends, "numba_installed", lambda: False)
+    assert _backend() == "numpy"
