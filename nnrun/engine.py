@@ -18,7 +18,7 @@ import numpy as np
 
 from nnrun import fastpath
 from nnrun.optim import OPTIMIZERS
-from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, delta_a_minus_y, rsum, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
+from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, rsum, sigmoid_cross_entropy, softmax_cross_entropy, squared_error
 
 # Contractions over at most LOOP_LIMIT terms, producing at most LOOP_CELLS numbers per run,
 # run as a loop of element-wise operations over all runs at once; others as one matrix
@@ -324,7 +324,7 @@ def _minibatch_step_rf(spec: TrainSpec, Ws, bs, Xb, Yb, scale: float):
         else:
             a = _rf(ACTIVATIONS[activation](_rl(z)))
         acts.append(a)
-    if variant.delta_fn is delta_a_minus_y:
+    if variant.delta_rule.name == "a_minus_y":
         d = np.subtract(acts[-1], Yb)
         if scale != 1.0:
             np.multiply(d, scale, out=d)

@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from nnrun.optim import one_rate
-from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, rsum
+from nnrun.variants import rsum
 
 LOOP_LIMIT = 16  # the engine's: longer contractions take its per-run matmul path instead
 LOOP_CELLS = 256  # the engine's: larger per-run products take its per-run matmul path too
@@ -50,7 +50,7 @@ def applies(spec, X: np.ndarray, sizes: list[int]) -> bool:
         and spec.optimizer == "sgd"
         and spec.activation == "sigmoid"
         and v.output == "sigmoid"
-        and v.delta_fn in (delta_a_minus_y, delta_sigmoid_mse)
+        and v.delta_rule.name in ("a_minus_y", "times_derivative")
         and spec.criterion == "max_error"
         and len(X) <= LOOP_LIMIT
         and max(sizes) <= LOOP_LIMIT
@@ -135,7 +135,7 @@ class FullBatchKernel:
         self.Y = Y.astype(dt)[..., None]  # (n, k, 1)
         self.one = dt.type(1.0)
         self.scale = dt.type(1.0 / n) if spec.reduction == "mean" else None
-        self.mse = spec.variant.delta_fn is delta_sigmoid_mse
+        self.mse = spec.variant.delta_rule.name == "times_derivative"
         self.L = len(Ws)
         e = lambda *s: np.empty(s, dtype=dt)  # noqa: E731
         self.a = [None] + [e(n, W.shape[1], R) for W in Ws]  # activations (a[0] is X)

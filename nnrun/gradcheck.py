@@ -70,7 +70,7 @@ def explain(v: Variant, err: float) -> str:
             f"(rel. error {error_text(err)}); this is a bug in nnrun's engine or delta table, please report it"
         )
     # Whose gradient is the delta it uses? The loss, for this output, whose exact delta it is.
-    really = [other for other in LOSS_NAMES if EXACT_DELTAS.get((v.output, other)) is v.delta_fn]
+    really = [other for other in LOSS_NAMES if (v.output, other) in EXACT_DELTAS and EXACT_DELTAS[(v.output, other)].name == v.delta_rule.name]
     if really:
         return f"{v.name}: {v.delta_formula} is the gradient of {LOSS_WORDS[really[0]]}, not of {loss} (rel. error {error_text(err)})"
     return f"{v.name}: {v.delta_formula} is the gradient of no loss nnrun knows for a {v.output} output, not of {loss} (rel. error {error_text(err)})"

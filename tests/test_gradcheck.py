@@ -75,7 +75,7 @@ def test_mismatches_fail_and_are_explained(write_config):
 
 def test_a_broken_exact_delta_exits_1(write_config, monkeypatch):
     """Simulate an engine bug: mse's exact delta loses its σ'(z) factor."""
-    monkeypatch.setitem(variants.EXACT_DELTAS, ("sigmoid", "mse"), variants.delta_a_minus_y)
+    monkeypatch.setitem(variants.EXACT_DELTAS, ("sigmoid", "mse"), variants.A_MINUS_Y)
     result = runner.invoke(app, ["gradcheck", str(write_config())])
     assert result.exit_code == 1, result.output
     out = " ".join(result.output.split())
