@@ -30,10 +30,13 @@ Array = np.ndarray
 def rsum(x: Array, axis: int, keepdims: bool = False) -> Array:
     """Sum over ``axis`` in an order fixed by that axis's length alone.
 
-    NumPy sums a contiguous axis pairwise but a strided one sequentially, so a plain
-    ``x.sum(axis)`` can round differently when the run axis has length 1. Moving the
-    summed axis last (contiguous) makes every run's sum the same whatever the batch.
+    NumPy sums the axis that is innermost in memory pairwise but a strided one sequentially,
+    so a plain ``x.sum(axis)`` can round differently when the run axis has length 1. Summing
+    an axis that is contiguous in memory (moved last and copied if it is not) makes every
+    run's sum the same whatever the batch.
     """
+    if x.strides[axis] == x.itemsize and min(x.strides) > 0:  # already innermost: no copy
+        return x.sum(axis=axis, keepdims=keepdims)
     y = np.ascontiguousarray(np.moveaxis(x, axis, -1)).sum(axis=-1)
     return np.expand_dims(y, axis) if keepdims else y
 
@@ -80,9 +83,20 @@ ACTIVATION_FORMULAS = {"sigmoid": "1/(1+e^-z)", "tanh": "tanh z", "relu": "max(z
 def softmax(z: Array) -> Array:
     """Softmax over the units axis (axis 1), shifted by the max so exp never overflows; one
     buffer that follows ``z``'s memory order."""
-    e = np.subtract(z, z.max(axis=1, keepdims=True))
+    e = np.subtract(z, _max_over_units(z))
     np.exp(e, out=e)
     return np.divide(e, rsum(e, 1, keepdims=True), out=e)
+
+
+def _max_over_units(z: Array) -> Array:
+    """``z.max(axis=1, keepdims=True)``; over a few units as a loop of np.maximum, the same
+    maximum in fewer cycles than NumPy's reduction over a short axis."""
+    if z.shape[1] > 16:
+        return z.max(axis=1, keepdims=True)
+    m = z[:, :1].copy()
+    for o in range(1, z.shape[1]):
+        np.maximum(m, z[:, o : o + 1], out=m)
+    return m
 
 
 def identity(z: Array) -> Array:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nnrun import gradcheck, variants
 from nnrun.cli import app
-from nnrun.engine import backward, forward
+from nnrun.network import backward, forward
 from nnrun.variants import VARIANTS
 
 runner = CliRunner()
@@ -216,7 +216,7 @@ def problem(output: str, bias: bool, runs: int = 2, seed: int = 0):
 
 
 def engine_grads(Ws, bs, X, Y, activation, variant, scale):
-    """The real code path: engine.forward then engine.backward; (params, runs)."""
+    """The real code path: network.forward then network.backward; (params, runs)."""
     zs, acts = forward(Ws, bs, X, activation, variant)
     gW, gb = backward(Ws, zs, acts, Y[..., None], activation, variant, scale)
     R = Ws[0].shape[-1]
