@@ -93,7 +93,7 @@ def _max_over_units(z: Array) -> Array:
     maximum in fewer cycles than NumPy's reduction over a short axis."""
     if z.shape[1] > 16:
         return z.max(axis=1, keepdims=True)
-    m = z[:, :1].copy()
+    m = z[:, :1].copy(order="K")  # in z's memory order, so that e is too
     for o in range(1, z.shape[1]):
         np.maximum(m, z[:, o : o + 1], out=m)
     return m
