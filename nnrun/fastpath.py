@@ -111,7 +111,7 @@ class FullBatchKernel:
         self.sparse = sparse  # skip the shared input's zero terms (False: the dense loop, to compare)
         dt = Ws[0].dtype
         n, R = len(X), Ws[0].shape[-1]
-        self.dt, self.n, self.R = dt, n, R
+        self.dt, self.n = dt, n
         # The parameters, and their gradients, live in one (rows, R) array each, so the SGD
         # update is two calls whatever the depth; ``Ws``/``bs`` are views into it, which the
         # engine trains from here on (element-wise, so no number changes).

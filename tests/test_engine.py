@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnrun.engine import Speedups, TrainSpec, init_params, train
+from nnrun.engine import REFERENCE, Speedups, TrainSpec, init_params, train
 from nnrun.optim import Adam, Momentum, SGD
 from nnrun.variants import VARIANTS
 
@@ -346,7 +346,7 @@ def test_grouping_invariance_long_sample_and_unit_axes(variant, outputs, n, hidd
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias, reduction, sizes", [(False, "sum", [3, 4, 1]), (True, "mean", [3, 5, 3, 1])])
 def test_fused_fast_path_is_bit_identical_to_the_reference_path(variant, dtype, bias, reduction, sizes):
-    """nnrun.fastpath must reproduce engine.forward/backward + SGD exactly, divergence included."""
+    """nnrun.fastpath must reproduce network.forward/backward + SGD exactly, divergence included."""
     from nnrun import fastpath
 
     spec = TrainSpec(VARIANTS[variant], epochs=300, dtype=dtype, reduction=reduction, log_every=50, keep_weights=True, stop_converged=False)
@@ -359,7 +359,7 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(variant, dtype, 
     for label, fast in (("fast", True), ("reference", False)):
         Ws, bs = init_params("uniform", sizes, seeds, bias=bias, dtype=dtype)
         Ws[0][0, 0, ::11] = np.inf  # runs that diverge at once
-        runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds, speedups=Speedups(fused=fast))
+        runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds, speedups=Speedups() if fast else REFERENCE)
     f, r = runs["fast"], runs["reference"]
     assert r.diverged.any() and not r.diverged.all()
     assert_same_results(f, r)
