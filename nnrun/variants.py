@@ -53,8 +53,9 @@ def sigmoid(z: Array) -> Array:
 
 
 def sigmoid_derivative(z: Array, a: Array) -> Array:
-    # σ'(z) = σ(z)(1 − σ(z)) = a(1 − a)
-    return a * (1.0 - a)
+    # σ'(z) = σ(z)(1 − σ(z)) = a(1 − a), in one buffer
+    s = np.subtract(1.0, a)
+    return np.multiply(a, s, out=s)
 
 
 def tanh_derivative(z: Array, a: Array) -> Array:
