@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
+import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,8 +24,9 @@ import numpy as np
 import yaml
 
 from nnrun import ARITHMETIC, __version__
+from nnrun import locks, signals
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError
+from nnrun.config import Config, ConfigError, read_config
 from nnrun.config import load as load_config
 from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
 from nnrun.results import ResultsError
@@ -32,12 +36,33 @@ if TYPE_CHECKING:  # pandas and scipy load while the workers train (see execute)
 
 
 class Interrupted(Exception):
-    """Ctrl-C: what finished is saved; ``path`` and ``resume_command`` say how to go on."""
+    """SIGINT (Ctrl-C) or SIGTERM: what finished is saved in ``path`` (None: nothing was
+    started) and ``resume_command`` goes on from there."""
 
-    def __init__(self, path: Path, resume_command: str) -> None:
-        super().__init__(f"interrupted; finished runs are saved in {path}")
+    def __init__(
+        self, path: Path | None, resume_command: str, *, signum: int | None = None, runs_done: int = 0, runs_total: int | None = None, status: str = "partial"
+    ) -> None:
         self.path = path
         self.resume_command = resume_command
+        self.signum = signum or signal.SIGINT
+        self.runs_done = runs_done
+        self.runs_total = runs_total
+        self.status = status
+        super().__init__(self.message())
+
+    @property
+    def code(self) -> int:
+        """The exit status a shell reports for the signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum
+
+    def message(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.path is None:
+            return f"Interrupted ({name}) before the run started; no runs were saved. Start it again with:\n  {self.resume_command}"
+        if self.status == "complete":
+            return f"Interrupted ({name}) as the run ended: all {self.runs_done} runs are saved in {self.path} (status: complete); nothing is left to resume."
+        saved = f"{self.runs_done} of {self.runs_total} runs are saved" if self.runs_done else f"no runs had finished, so none of {self.runs_total} are saved yet"
+        return f"Interrupted ({name}): {saved} in {self.path} (status: partial). Resume with:\n  {self.resume_command}"
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -48,8 +73,9 @@ def _empty_frame() -> pd.DataFrame:
 
 @dataclass
 class RunResult:
-    """What a notebook gets back from ``nnrun.run``: ``.runs`` is read from runs.csv when
-    first asked for, so a million-run sweep never holds every row in memory unasked."""
+    """An experiment, from ``nnrun.run`` or ``nnrun.load``: ``.runs`` is read from runs.csv
+    when first asked for, so a million-run sweep never holds every row in memory unasked.
+    A partial experiment has the rows that finished and empty tables."""
 
     path: Path
     config: Config
@@ -58,13 +84,33 @@ class RunResult:
     tuned: pd.DataFrame = field(default_factory=_empty_frame)
     manifest: dict = field(default_factory=dict)
 
+    @property
+    def status(self) -> str:
+        """complete, partial (interrupted), or running."""
+        return str(self.manifest.get("status", "complete"))
+
     @functools.cached_property
     def runs(self) -> pd.DataFrame:
+        if self.status != "complete" and not (self.path / "runs.csv").exists():
+            return _empty_frame()  # interrupted before its first rows were written
         return rs.read_runs(self.path)
 
 
+def load(directory: str | Path) -> RunResult:
+    """An experiment as stored in its results directory; reads only, never computes.
+
+    ``nnrun.load("results/xor/20260101-120000-1a2b3c4d")`` gives ``.config``,
+    ``.manifest``, ``.status`` and the ``.runs``, ``.summary``, ``.comparison`` and
+    ``.tuned`` DataFrames; those a partial run has not written yet are empty.
+    """
+    directory = Path(directory)
+    manifest = rs.read_manifest(directory)
+    tables = [rs.read_table(directory / f"{name}.csv") for name in ("summary", "comparison", "tuned")]
+    return RunResult(directory, read_config(directory), *tables, manifest=manifest)
+
+
 def default_config() -> dict:
-    """The built-in default sweep (SPEC §6), also shipped as configs/xor.yaml."""
+    """The built-in default sweep, also shipped as configs/xor.yaml."""
     return yaml.safe_load(resources.files("nnrun").joinpath("defaults/xor.yaml").read_text(encoding="utf-8"))
 
 
@@ -117,7 +163,7 @@ def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
 
 def _column_order(p: Plan) -> list[str]:
     """runs.csv's columns; test metrics when any cell holds a test split (NaN elsewhere)."""
-    finals = FINAL_ORDER if any(c.config.dataset.test_fraction > 0 for c in p.cells) else FINAL_ORDER[:4]
+    finals = FINAL_ORDER if any(c.config.dataset.has_test_split() for c in p.cells) else FINAL_ORDER[:4]
     return rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"] + finals
 
 
@@ -169,10 +215,11 @@ def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int]
     if s is None or p.rounds > s.max_rounds:
         return {}
     names = [v.name for v in p.config.variant_objects()]
+    metric = p.config.primary_metric()  # the search tunes on what the tables will compare
     out = {}
     for cell, (config, runs) in zip(p.cells, cell_runs(directory, p, done)):
-        summary = stats.summarize(runs, [], budget=config.training.epochs)
-        for _, best in tuning.best_rates(runs, summary, []).iterrows():
+        summary = stats.summarize(runs, [], metric, budget=config.training.epochs)
+        for _, best in tuning.best_rates(runs, summary, [], metric).iterrows():
             tried = sorted(summary.loc[summary["variant"] == best["variant"], "learning_rate"])
             rates = search.neighbours(float(best["learning_rate"]), tried, s)
             if rates:
@@ -225,14 +272,15 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
 
     axes = axis_columns(config)
     baseline = config.variant_objects()[0].name
+    metric = config.primary_metric()
     parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": [], "tuning_budget": []}
     for cell_config, runs in cells:
         budget = cell_config.training.epochs
-        summary = stats.summarize(runs, axes, budget=budget)
+        summary = stats.summarize(runs, axes, metric, budget=budget)
         parts["summary"].append(summary)
         memo: dict = {}  # tuned reuses a pair the comparison already has
-        parts["comparison"].append(stats.compare(runs, axes, baseline=baseline, budget=budget, memo=memo))
-        parts["tuned"].append(tuning.tuned(runs, summary, axes, baseline, budget=budget, memo=memo))
+        parts["comparison"].append(stats.compare(runs, axes, baseline, metric, budget=budget, memo=memo))
+        parts["tuned"].append(tuning.tuned(runs, summary, axes, baseline, metric, budget=budget, memo=memo))
         parts["tuning_budget"].append(tuning.tuning_budget(summary, axes))
     tables = []
     for name, frames in parts.items():
@@ -283,17 +331,75 @@ def execute(
     progress: Callable[[int, int, int], None] | None = None,
     root: Path = Path("results"),
     chunk_runs: int | None = None,
+    config_path: Path | None = None,
 ) -> RunResult:
-    """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done)``."""
+    """Run (or finish) an experiment; ``progress(runs_done, runs_total, epochs_done, rounds)``
+    (with a learning-rate search, ``runs_total`` counts the ``rounds`` planned so far);
+    ``config_path``, the file the config came from, is where git provenance is looked up.
+
+    SIGINT and SIGTERM end it at a safe point with what finished saved, raising
+    ``Interrupted``; a SIGKILL leaves a directory that ``resume`` completes.
+    """
     command = command if command is not None else sys.argv
+    if resume and out is None:
+        raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
+    out = out if out is not None else results_dir(config, root)
+    with signals.handled():
+        try:
+            signals.check()
+        except KeyboardInterrupt:
+            raise Interrupted(None, shlex.join(command), signum=signals.pending()) from None
+        if resume and (out / "manifest.json").is_file():  # (no manifest: _check_resumable says why)
+            try:
+                locks.acquire(out)
+            except locks.Locked as exc:
+                raise ResultsError(
+                    f"{out}: another nnrun (PID {exc.pid}) is running this experiment now; wait for it to finish (see `nnrun ls`) or stop it before resuming"
+                ) from None
+        try:
+            return _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path)
+        finally:
+            locks.release(out)
+
+
+def _create(out: Path, config: Config, manifest: dict) -> None:
+    """The results directory appears whole (config, manifest, lock) or not at all: it is built
+    under a hidden name beside ``out`` and renamed, so a kill at any moment strands nothing."""
+    import tempfile
+
+    if out.exists():  # an empty directory the user made: fill it in place, manifest first
+        try:
+            locks.acquire(out)
+        except locks.Locked as exc:
+            raise ResultsError(f"{out}: another nnrun (PID {exc.pid}) is starting a run there; choose another --out") from None
+        if (out / "manifest.json").exists():  # it won the race before we took the lock
+            locks.release(out)
+            rs.require_new_dir(out)
+        rs.remove_temporaries(out)
+        rs.write_json(out / "manifest.json", manifest)
+        rs.write_text(out / "config.yaml", config.dump_yaml())
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o777 & ~rs.UMASK)  # mkdtemp makes 0700; results are ordinary folders
+        locks.acquire(tmp)
+        rs.write_json(tmp / "manifest.json", manifest)
+        rs.write_text(tmp / "config.yaml", config.dump_yaml())
+        os.rename(tmp, out)
+        locks.moved(tmp, out)
+    except BaseException:
+        locks.release(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path) -> RunResult:
     started = time.time()
     if resume:
-        if out is None:
-            raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
         manifest = _check_resumable(out, config)
         if manifest.get("status") == "complete":
-            summary, comparison, tuned = write_tables(out, config, [(config, rs.read_runs(out))])
-            return RunResult(out, config, summary, comparison, tuned, manifest)
+            return load(out)
         try:
             p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
         except (KeyError, TypeError, ValueError):
@@ -302,26 +408,20 @@ def execute(
         done = rs.journal_done(out)
         prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:
-        out = out if out is not None else results_dir(config, root)
-        if out.exists() and not out.is_dir():
-            raise ResultsError(f"{out}: exists and is not a directory; --out must name a new or empty directory")
-        if out.exists() and any(out.iterdir()):
-            hint = " (add --resume to finish it)" if (out / "manifest.json").exists() else ""
-            raise ResultsError(f"{out}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
+        rs.require_new_dir(out, " (add --resume to finish it)" if (out / "manifest.json").exists() else "")
         p = make_plan(config, chunk_runs=chunk_runs, workers=workers)
         done = set()
         prior_wall = 0.0
         manifest = {}
     preflight(p)  # bad data or init files are reported before anything is written
-    out.mkdir(parents=True, exist_ok=True)
     manifest.update(
         {
             **rs.environment(),
-            "command": shlex.join(command),
+            **rs.provenance(command, config_path),
             "config_sha256": config.sha256(),
             "started": manifest.get("started", rs.now()),
             "finished": None,
-            "status": "partial",
+            "status": "running",
             "runs_total": p.n_runs,  # with a search: the runs of the rounds planned so far
             "rounds": p.rounds,
             "runs_done": sum(c.size for c in p.chunks if c.id in done),
@@ -331,8 +431,10 @@ def execute(
     )
     if resume:
         manifest.setdefault("resumed", []).append(rs.now())
-    rs.write_text(out / "config.yaml", config.dump_yaml())
-    rs.write_json(out / "manifest.json", manifest)
+        rs.write_text(out / "config.yaml", config.dump_yaml())
+        rs.write_json(out / "manifest.json", manifest)
+    else:
+        _create(out, config, manifest)
 
     todo = [c for c in p.chunks if c.id not in done]
     config_json = config.model_dump_json()
@@ -341,7 +443,7 @@ def execute(
     last_flush = time.time()
     flush_every = 10.0
     if progress:
-        progress(runs_done, p.n_runs, 0)
+        progress(runs_done, p.n_runs, 0, p.rounds)
 
     def save(status: str) -> None:
         complete = status == "complete"
@@ -356,26 +458,34 @@ def execute(
         )
         rs.write_json(out / "manifest.json", manifest)
 
+    def interrupted(status: str) -> Interrupted:
+        return Interrupted(out, shlex.join(_resume_command(command, out)), signum=signals.pending(), runs_done=runs_done, runs_total=p.n_runs, status=status)
+
     tables: list[pd.DataFrame] = []
 
     try:
         while True:  # one pass per round of a learning-rate search; a plain list has one
             chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats) if todo else iter_none()
             try:
-                for chunk, result in chunks:
+                while True:
+                    with signals.interruptible():  # waiting for workers, or training inline
+                        item = next(chunks, None)
+                    if item is None:
+                        break
+                    chunk, result = item
                     rs.journal_write(out, chunk.id, result)
                     done.add(chunk.id)
                     runs_done += chunk.size
                     epochs_done += int(result["epochs_run"].sum())
                     if progress:
-                        progress(runs_done, p.n_runs, epochs_done)
+                        progress(runs_done, p.n_runs, epochs_done, p.rounds)
                     if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
                         t0 = time.time()
-                        save("partial")
+                        save("running")
                         last_flush = time.time()
                         flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
             finally:
-                chunks.close()  # the pool or cluster is shut down on any way out (the CLI ends with os._exit)
+                chunks.close()  # the workers stop now on any way out (the CLI ends with os._exit)
             rates = next_rates(out, p, done)  # rebuilt from the journal, so a resumed search takes the same rounds
             if not rates:
                 break
@@ -383,14 +493,28 @@ def execute(
             todo = [c for c in p.chunks if c.id not in done]
             manifest.update(runs_total=p.n_runs, rounds=p.rounds)
             if progress:
-                progress(runs_done, p.n_runs, epochs_done)
+                progress(runs_done, p.n_runs, epochs_done, p.rounds)
     except KeyboardInterrupt:
         save("partial")
-        resume_cmd = shlex.join(_resume_command(command, out))
-        raise Interrupted(out, resume_cmd) from None
-    save("complete")
+        raise interrupted("partial") from None
+    except Exception:
+        if signals.pending() is None:
+            raise
+        save("partial")  # a worker that the same signal ended broke the pool: still an interrupt
+        raise interrupted("partial") from None
+    save("complete")  # a signal that arrives now waits until every file is written
     rs.journal_clear(out)  # everything it held is in the results files now
+    if signals.pending() is not None:
+        raise interrupted("complete")
     return RunResult(out, config, *tables, manifest=manifest)
+
+
+def default_workers() -> int:
+    """All cores where worker processes fork; 1 where they are fresh interpreters that
+    import the caller's script (a notebook or unguarded script would start itself again)."""
+    import multiprocessing
+
+    return (os.cpu_count() or 1) if "fork" in multiprocessing.get_all_start_methods() else 1
 
 
 def iter_none():
@@ -416,9 +540,10 @@ def _resume_command(command: list[str], out: Path) -> list[str]:
 
 
 def run(source, **overrides) -> RunResult:
-    """Python API: ``nnrun.run("configs/xor.yaml", training__epochs=500, out="tmp/x")``."""
+    """Python API: ``nnrun.run("configs/xor.yaml", training__epochs=500, out="tmp/x")``;
+    ``nnrun.run``'s docstring says what ``out`` and ``workers`` do."""
     out = overrides.pop("out", None)
-    workers = overrides.pop("workers", 1)
+    workers = overrides.pop("workers", default_workers())
     sets = [f"{k.replace('__', '.')}={json.dumps(v)}" for k, v in overrides.items()]
     config = load_config(None if source is None else source, sets, default=default_config())
     return execute(config, out=Path(out) if out else None, workers=workers, command=["nnrun.run", str(source)])

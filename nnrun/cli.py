@@ -1,7 +1,8 @@
 """The Typer app: thin commands, and the only place that prints errors and sets exit codes.
 
 Exit codes: 0 success; 1 a check failed (gradcheck) or an internal error; 2 bad usage,
-config, data or results directory; 130 on Ctrl-C after saving what finished.
+config, data or results directory; 130 on Ctrl-C and 143 on SIGTERM, after saving what
+finished.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+
+from nnrun import signals
 
 app = typer.Typer(
     name="nnrun",
@@ -33,7 +36,23 @@ ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process poo
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Every sweep cell's learning-rate table, per-rate verdicts and tuned comparison, not only the overview.")]
+ReportOpt = Annotated[bool, typer.Option("--report", help="Also write report.html and report.md (one self-contained page) in the results directory.")]
 ChunkOpt = Annotated[Optional[int], typer.Option("--chunk-runs", min=1, help="Runs per chunk (the unit of work and of resume); default: sized to memory and workers.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from nnrun import ARITHMETIC, __version__
+
+        typer.echo(f"nnrun {__version__} (arithmetic revision {ARITHMETIC}: results resume only under the same revision)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and the arithmetic revision, then exit.")] = False,
+) -> None:
+    pass
 
 
 def _console(stderr: bool = False):
@@ -47,8 +66,18 @@ def _error(message: str) -> None:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn nnrun's own exceptions into a one-paragraph message and the right exit code."""
+    """Turn nnrun's own exceptions into a one-paragraph message and the right exit code;
+    a signal stops the command at once (reading commands: their writes are atomic)."""
+    return _friendly(fn, signals.interruptible)
 
+
+def friendly_run(fn: Callable) -> Callable:
+    """``friendly`` for train and sweep: a signal is left to ``execute``, which stops where
+    what finished is saved and says how to resume."""
+    return _friendly(fn, signals.deferred)
+
+
+def _friendly(fn: Callable, signal_policy: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from nnrun.api import Interrupted
@@ -56,19 +85,23 @@ def friendly(fn: Callable) -> Callable:
         from nnrun.datasets import DataError
         from nnrun.results import ResultsError
 
+        # Interrupt messages are written without rich: a signal may have cut its import short.
         try:
-            return fn(*args, **kwargs)
+            with signal_policy():
+                value = fn(*args, **kwargs)
+            signals.check()  # a signal recorded while the command could not stop still counts
+            return value
         except (typer.Exit, typer.Abort):
             raise
         except (ConfigError, DataError, ResultsError) as exc:
             _error(_escape(str(exc)))
             raise typer.Exit(2) from None
         except Interrupted as exc:
-            _console(stderr=True).print(f"Interrupted. Finished runs are saved in {exc.path} (status: partial).\nResume with:\n  {exc.resume_command}", markup=False)
-            raise typer.Exit(130) from None
-        except KeyboardInterrupt:
-            _console(stderr=True).print("Interrupted.", markup=False)
-            raise typer.Exit(130) from None
+            _plain_stderr(exc.message())
+            raise typer.Exit(exc.code) from None
+        except KeyboardInterrupt as exc:
+            _plain_stderr("Interrupted.")
+            raise typer.Exit(signals.exit_code(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback on the terminal
             fd, path = tempfile.mkstemp(prefix="nnrun-crash-", suffix=".txt")
             with os.fdopen(fd, "w") as fh:
@@ -77,6 +110,11 @@ def friendly(fn: Callable) -> Callable:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _plain_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _escape(text: str) -> str:
@@ -89,14 +127,12 @@ def _workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False) -> None:
+def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, scheduler, resume, use_default: bool, chunk_runs: int | None = None, verbose: bool = False, write_report: bool = False) -> None:
+    """train and sweep, with signals deferred: ``execute`` stops where it is safe."""
     from nnrun import api
     from nnrun.config import load
 
-    if executor not in ("local", "dask"):
-        from nnrun.config import ConfigError
-
-        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
+    _check_executor(executor)
     config = load(config_path, sets or [], grid or [], default=api.default_config() if use_default else None)
     console = _console()
     show_progress = not quiet and sys.stdout.isatty() and sys.stderr.isatty()
@@ -114,6 +150,7 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
             command=["nnrun", *sys.argv[1:]],
             progress=progress_cb,
             chunk_runs=chunk_runs,
+            config_path=config_path,
         )
     finally:
         if bar is not None:
@@ -123,6 +160,19 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
 
         report.print_run(console, result, verbose=verbose)
     console.print(f"results: {result.path}", markup=False, soft_wrap=True)
+    if signals.pending() is not None:  # arrived while the tables were shown: the run is whole
+        raise api.Interrupted(result.path, "", signum=signals.pending(), runs_done=int(result.manifest.get("runs_done", 0)), status=result.status)
+    if write_report:
+        from nnrun.page import write_report as write_page
+
+        console.print(f"report: {write_page([result.path])[0]}", markup=False, soft_wrap=True)
+
+
+def _check_executor(executor: str) -> None:
+    if executor not in ("local", "dask"):
+        from nnrun.config import ConfigError
+
+        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
 
 
 def _progress_bar():
@@ -131,7 +181,7 @@ def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("runs"),
+        TextColumn("{task.fields[round]}runs"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -143,20 +193,21 @@ def _progress_bar():
     )
     state = {"task": None, "t0": time.time(), "e0": None}
 
-    def update(done: int, total: int, epochs: int) -> None:
+    def update(done: int, total: int, epochs: int, rounds: int = 1) -> None:
+        where = f"round {rounds - 1}, " if rounds > 1 else ""  # a search: its total is the runs planned so far
         if state["task"] is None:
             bar.start()
-            state["task"] = bar.add_task("runs", total=total, completed=done, rate="")
+            state["task"] = bar.add_task("runs", total=total, completed=done, rate="", round=where)
             state["t0"] = time.time()
             return
         dt = max(time.time() - state["t0"], 1e-9)
-        bar.update(state["task"], completed=done, total=total, rate=f"{epochs / dt:,.0f} net-epochs/s")  # a search's total grows by round
+        bar.update(state["task"], completed=done, total=total, round=where, rate=f"{epochs / dt:,.0f} net-epochs/s")
 
     return update, bar
 
 
 @app.command()
-@friendly
+@friendly_run
 def train(
     config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
     set_: SetOpt = None,
@@ -168,13 +219,14 @@ def train(
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
     verbose: VerboseOpt = False,
+    report: ReportOpt = False,
 ) -> None:
     """Run the experiment CONFIG describes (variants × learning rates × seeds) and summarise it."""
-    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose)
+    _run(config, set_, [], out, quiet, workers, executor, scheduler, resume, use_default=False, chunk_runs=chunk_runs, verbose=verbose, write_report=report)
 
 
 @app.command()
-@friendly
+@friendly_run
 def sweep(
     config: Annotated[Optional[Path], typer.Argument(help="The experiment's YAML config (default: the built-in XOR sweep).")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", help="A sweep axis from the command line: --grid model.hidden=[2],[4],[8]; repeatable.")] = None,
@@ -187,9 +239,10 @@ def sweep(
     resume: ResumeOpt = False,
     chunk_runs: ChunkOpt = None,
     verbose: VerboseOpt = False,
+    report: ReportOpt = False,
 ) -> None:
     """Like train, over the grid of `sweep:` axes and --grid axes; bare `nnrun sweep` runs the seed's XOR sweep."""
-    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose)
+    _run(config, set_, grid, out, quiet, workers, executor, scheduler, resume, use_default=config is None, chunk_runs=chunk_runs, verbose=verbose, write_report=report)
 
 
 @app.command()
@@ -199,13 +252,17 @@ def validate(
     set_: SetOpt = None,
 ) -> None:
     """Check a config (and its data) without running it."""
+    from nnrun.api import preflight
     from nnrun.config import load, n_runs
-    from nnrun.executor import load_data, plan
+    from nnrun.datasets import DataError
+    from nnrun.executor import plan
 
     cfg = load(config, set_ or [])
     p = plan(cfg)
-    for cell in p.cells:
-        load_data(cell.config)
+    try:
+        preflight(p)  # the data and any weights file it names, exactly as a run loads them
+    except DataError as exc:
+        raise DataError(f"{config}: not valid: {exc}") from None
     rates = f"{len(cfg.first_rates())} learning rates"
     if cfg.search:
         rates = f"a learning-rate search starting with {len(cfg.first_rates())} rates"
@@ -248,8 +305,8 @@ def datasets() -> None:
 
 @app.command()
 @friendly
-def init(directory: Annotated[Path, typer.Argument(help="Where to write the example configs.")] = Path("configs")) -> None:
-    """Write commented example configs to start from."""
+def init(directory: Annotated[Path, typer.Argument(help="Where to write the example configs (default: configs/).")] = Path("configs")) -> None:
+    """Write commented example configs (example.yaml, xor.yaml) to start from; never overwrites a file."""
     from nnrun.examples import write_examples
 
     for path in write_examples(directory):
@@ -264,9 +321,9 @@ def compare(
     metric: Annotated[str, typer.Option("--metric", help="epochs (to converge) or any final_* column.")] = "epochs",
     by: Annotated[Optional[list[str]], typer.Option("--by", help="Group rows by this column instead of the sweep axes; repeatable.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, markdown, latex or json.")] = "table",
-    out: OutOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also save the tables as summary.csv, comparison.csv and tuned.csv in this new or empty directory.")] = None,
 ) -> None:
-    """Read results directories and print the comparison tables (never retrains)."""
+    """Read results directories and print the comparison tables (never retrains, never changes them)."""
     from nnrun.compare import run_compare
 
     run_compare(results, baseline=baseline, metric=metric, by=by, fmt=fmt, out=out, console=_console())
@@ -291,7 +348,7 @@ def gradcheck(
 @friendly
 def plot(
     results: Annotated[list[Path], typer.Argument(help="Results directories, or folders to search below.")],
-    out: OutOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the figures into this new or empty directory instead of each results directory's plots/ (one subfolder per directory when there are several).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
     metric: Annotated[str, typer.Option("--metric", help="Curve yardstick: ce or mse.")] = "ce",
     by: Annotated[Optional[list[str]], typer.Option("--by", help="One figure set per value of this column; repeatable.")] = None,
@@ -299,7 +356,120 @@ def plot(
     """Write convergence figures from stored results (never retrains)."""
     from nnrun.plots import run_plots
 
-    for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by):
+    notes: list[str] = []
+    for path in run_plots(results, out=out, fmt=fmt, metric=metric, by=by, notes=notes):
+        _console().print(f"wrote {path}", markup=False, soft_wrap=True)
+    for note in notes:
+        _console(stderr=True).print(f"note: {note}", markup=False, soft_wrap=True)
+
+
+@app.command("ls")
+@friendly
+def ls(results: Annotated[Path, typer.Argument(help="A folder to search below (a results directory also works).")] = Path("results")) -> None:
+    """List the experiments below a folder, newest first: status, runs done, start, wall time, command."""
+    from rich.table import Table
+
+    from nnrun.results import listing
+
+    entries = listing(results)
+    if not entries:
+        _console().print(f"no nnrun experiments below {results}", markup=False)
+        return
+    table = Table(title=f"experiments below {results} (newest first)")
+    for col in ("status", "runs", "started", "wall", "command", "directory"):
+        table.add_column(col, justify="right" if col in ("runs", "wall") else "left", overflow="fold")
+    for e in entries:
+        if e["status"] == "damaged":
+            table.add_row("damaged", "", "", "", e["problem"], str(e["path"]))
+            continue
+        status = f"running (PID {e['pid']})" if e["status"] == "running" else e["status"]
+        table.add_row(status, _runs_text(e), e["started"], _duration(e["wall_seconds"]), e["command"], str(e["path"]))
+    _console().print(table)
+
+
+def _runs_text(e: dict) -> str:
+    """'340/1000'; a search: '1800 in 4 rounds' when complete, else 'round 2: 650 runs so far'."""
+    if not e["rounds"] or e["rounds"] <= 1:
+        return f"{e['runs_done']}/{e['runs_total']}"
+    if e["status"] == "complete":
+        return f"{e['runs_done']} in {e['rounds']} rounds"
+    return f"round {e['rounds'] - 1}: {e['runs_done']} runs so far"
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return ""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {s:02d}s"
+
+
+@app.command()
+@friendly
+def study(
+    source: Annotated[Optional[Path], typer.Argument(help="A directory of problem configs, or a study.yaml listing them (default: the built-in suite, configs/suite/).")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="5 seeds and a tenth of the epochs per problem: a look at the whole suite, not a verdict.")] = False,
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    quiet: QuietOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = "local",
+    scheduler: SchedulerOpt = None,
+    resume: ResumeOpt = False,
+) -> None:
+    """Run every problem's tuned, paired comparison into one study directory: study.csv and a verdict across problems."""
+    from nnrun.study import run_study
+
+    _check_executor(executor)
+    err = _console(stderr=True)
+
+    def on_problem(i: int, n: int, problem, state: str) -> None:
+        if not quiet:
+            err.print(f"[{i + 1}/{n}] {problem.name}: {state}", markup=False)
+
+    path, table, verdict = run_study(
+        source, sets=set_ or [], quick=quick, out=out, resume=resume, workers=_workers(workers), executor=executor,
+        scheduler=scheduler, command=["nnrun", *sys.argv[1:]], on_problem=on_problem,
+    )  # fmt: skip
+    console = _console()
+    if not quiet:
+        _print_study(console, table, verdict)
+    console.print(f"results: {path}", markup=False, soft_wrap=True)
+
+
+def _print_study(console, study, verdict: str) -> None:
+    """study.csv as a terminal table (formatted by report's cell formatters), then the verdict."""
+    from rich.table import Table
+
+    from nnrun import report
+
+    table = Table(title="study: each variant at its tuned learning rate; effect vs the baseline on the problem's primary metric")
+    for col in ("problem", "primary", "variant", "lr", "success", "median epochs", "test acc.", "effect [95% CI]", "p", "winner"):
+        table.add_column(col, justify="left" if col in ("problem", "primary", "variant", "winner") else "right")
+    for r in study.itertuples(index=False):
+        fmt = report.ratio if r.effect_scale == "ratio" else (lambda x: f"{x:+.1f} pts")
+        effect = "" if r.variant == r.baseline else f"{fmt(r.effect)} [{fmt(r.effect_ci_low)}, {fmt(r.effect_ci_high)}]"
+        table.add_row(
+            r.problem, r.primary, r.variant, f"{r.learning_rate:.4g}", report.pct(r.success_rate), report.num(r.epochs_median),
+            "n/a" if r.final_test_accuracy != r.final_test_accuracy else f"{100 * r.final_test_accuracy:.1f}%", effect, "" if r.variant == r.baseline else report.pvalue(r.p),
+            "(baseline)" if r.variant == r.baseline else r.winner,
+        )  # fmt: skip
+    console.print(table)
+    console.print(verdict, markup=False, soft_wrap=False)
+
+
+@app.command("report")
+@friendly
+def report_(
+    results: Annotated[list[Path], typer.Argument(help="A results directory; several (or a folder holding several) give one page comparing them.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="The page's file (report.md lands beside it); default: report.html inside the one results directory.")] = None,
+) -> None:
+    """Write one self-contained page (report.html, and report.md) about stored results; works offline."""
+    from nnrun.page import write_report
+
+    for path in write_report(results, out):
         _console().print(f"wrote {path}", markup=False, soft_wrap=True)
 
 
@@ -307,6 +477,7 @@ def main() -> None:
     """The console script. Once a command has returned, every file it wrote is closed, so
     the process ends with ``os._exit``: the interpreter's teardown of NumPy, SciPy and
     pandas (~0.2 s, measured in benchmarks/) would only delay the prompt."""
+    signals.install()  # nnrun.__main__ did it before importing this module; a script made by an older install did not
     try:
         app()
         code = 0
@@ -317,6 +488,9 @@ def main() -> None:
     elif not isinstance(code, int):  # sys.exit("message") semantics
         print(code, file=sys.stderr)
         code = 1
+    if code == 0 and signals.pending() is not None:  # e.g. during --help: stopped all the same
+        _plain_stderr("Interrupted.")
+        code = 128 + signals.pending()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -23,7 +23,7 @@ from nnrun.results import ResultsError
 FORMATS = ("table",) + report.TEXT_FORMATS
 TABLE_FILES = ("summary", "comparison", "tuned")
 # Config keys that are an experiment's own axes, or bookkeeping, never a difference to split on.
-NOT_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "logging")
+NOT_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "logging", "study")
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,8 @@ def run_compare(results: list[Path], *, baseline: str | None, metric: str, by: l
     """Find, read, group, compute, show, write: the whole of `nnrun compare`."""
     if fmt not in FORMATS:  # before any reading, so a typo fails fast
         raise ConfigError(f"--format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if out is not None:
+        rs.require_new_dir(out)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     note = console if fmt == "table" else err  # text formats keep stdout parseable
     found = []
@@ -179,10 +181,9 @@ def run_compare(results: list[Path], *, baseline: str | None, metric: str, by: l
         console.file.write(report.as_text_tables(frames, fmt))
         console.file.flush()
 
-    target = out if out is not None else (found[0].path if len(found) == 1 else None)
-    if target is None:
-        note.print(f"combined {len(found)} directories; add --out DIR to save summary.csv, comparison.csv and tuned.csv", markup=False)
+    if out is None:  # reading is read-only: a results directory's own tables stay as the run wrote them
+        note.print("add --out DIR to save these tables as summary.csv, comparison.csv and tuned.csv", markup=False)
         return
     for name in TABLE_FILES:
-        rs.write_csv(Path(target) / f"{name}.csv", frames[name])
-    note.print(f"wrote {', '.join(f'{n}.csv' for n in TABLE_FILES)} in {target}", markup=False, soft_wrap=True)
+        rs.write_csv(Path(out) / f"{name}.csv", frames[name])
+    note.print(f"wrote {', '.join(f'{n}.csv' for n in TABLE_FILES)} in {out}", markup=False, soft_wrap=True)

@@ -16,12 +16,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from nnrun.datasets import DATASETS
+from nnrun.datasets import DATASETS, OWN_SPLIT
 from nnrun.variants import DELTA_RULES, LOSS_NAMES, OUTPUT_NAMES, VARIANTS, Variant, VariantError
 
 
@@ -50,6 +50,8 @@ DATASET_PARAMS = {
     "digits": (),
     "iris": (),
     "breast_cancer": (),
+    "wine": (),
+    "mnist1d": (),
 }
 OPTIONAL_DATASET_KEYS = ("n_bits", "n_samples", "noise", "factor", "classes", "n_features", "path", "target")
 
@@ -66,7 +68,7 @@ class DatasetConfig(Strict):
     path: str | None = None  # csv: the file, relative to the config file
     target: str | None = None  # csv: the target column
     task: Literal["auto", "binary", "multiclass", "regression"] = "auto"  # csv: inferred from the target
-    standardize: bool | None = None  # None: yes for csv, iris and breast_cancer, no otherwise
+    standardize: bool | None = None  # None: yes for csv, iris, breast_cancer and wine, no otherwise
     test_fraction: float = Field(0.0, ge=0, lt=1)  # XOR has 4 rows: hold nothing out unless asked
     shuffle_seed: int = Field(0, ge=0)  # seeds the generators' noise and the test split
 
@@ -77,9 +79,14 @@ class DatasetConfig(Strict):
             if getattr(self, key) is not None and key not in allowed:
                 takes = ", ".join(allowed) if allowed else "no parameters of its own"
                 raise ValueError(f"dataset.{key} does not apply to dataset {self.name!r}, which takes {takes}")
+        if self.name in OWN_SPLIT and self.test_fraction > 0:
+            raise ValueError(f"dataset.test_fraction does not apply to dataset {self.name!r}, which comes with its own train/test split; remove it")
         if self.name == "csv" and (self.path is None or self.target is None):
             raise ValueError("dataset csv needs dataset.path (the CSV file) and dataset.target (the label column)")
         return self
+
+    def has_test_split(self) -> bool:
+        return self.test_fraction > 0 or self.name in OWN_SPLIT
 
     def params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in DATASET_PARAMS[self.name] if getattr(self, k) is not None and k not in ("path", "target", "task")}
@@ -197,7 +204,15 @@ def _rates_kind(value: Any) -> str:
     return "LRSearch" if isinstance(value, (dict, LRSearch)) else "list[...]"
 
 
-RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep")
+# What a study judges a problem by, and the runs.csv column behind it (stats' metric name).
+PRIMARY_METRICS = {"epochs": "epochs", "test_accuracy": "final_test_accuracy"}
+
+
+class StudyConfig(Strict):
+    primary: Literal[tuple(PRIMARY_METRICS)] = "epochs"  # type: ignore[valid-type]  # the seed's question: time to success
+
+
+RESERVED_AXES = ("name", "variants", "learning_rates", "seeds", "sweep", "study")
 
 
 class Config(Strict):
@@ -215,6 +230,13 @@ class Config(Strict):
     convergence: ConvergenceConfig = ConvergenceConfig()
     logging: LoggingConfig = LoggingConfig()
     sweep: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values
+    study: StudyConfig = StudyConfig()  # a study's problems name in advance the metric that judges them
+
+    @model_validator(mode="after")
+    def _primary_needs_test_split(self) -> "Config":
+        if self.study.primary == "test_accuracy" and not self.dataset.has_test_split():
+            raise ValueError("study.primary: test_accuracy needs a test split; set dataset.test_fraction (e.g. 0.2) or use primary: epochs")
+        return self
 
     @field_validator("variants")
     @classmethod
@@ -282,8 +304,16 @@ class Config(Strict):
     def variant_objects(self) -> list[Variant]:
         return [VARIANTS[v] if isinstance(v, str) else Variant(v.name, v.output, v.loss, v.delta, "custom") for v in self.variants]
 
+    def primary_metric(self) -> str:
+        """The metric summary, comparison and tuned tables are computed on (epochs unless a
+        study names another)."""
+        return PRIMARY_METRICS[self.study.primary]
+
     def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        data = self.model_dump(mode="json")
+        if self.study == StudyConfig():  # configs without a study section keep the hashes they had
+            del data["study"]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def dump_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
@@ -391,7 +421,7 @@ def format_errors(exc: ValidationError, source: str) -> str:
 
 
 # Messages raised by the validators above already start with their key path.
-_OWN_PREFIXES = ("dataset.", "model.", "training.", "convergence.", "variants[", "variants:", "seeds:", "sweep.", "learning_rates:", "logging.", "name:")
+_OWN_PREFIXES = ("study.", "dataset.", "model.", "training.", "convergence.", "variants[", "variants:", "seeds:", "sweep.", "learning_rates:", "logging.", "name:")
 _TYPE_WORDS = ("a string", "a mapping", "a list", "an integer", "a number", "true or false")
 # What a pattern-checked string may hold, in words.
 _PATTERN_WORDS = {
@@ -539,6 +569,8 @@ def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if "=" in path.name and "/" not in str(path):  # `nnrun sweep training.epochs=500`
+            raise ConfigError(f"{path}: no such config file; to change a config key write --set {path} (overrides are options, not arguments)") from None
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory; expected a YAML config file") from None
@@ -600,6 +632,34 @@ def _resolve_paths(data: dict, base: Path, source: str) -> None:
                 raise ConfigError(f"{source}: {where}: {node['path']!r} is not a usable file path ({exc})") from None
 
 
+def _takes_list(key: str) -> bool:
+    """Is the schema field at dotted ``key`` a plain list (model.hidden, variants)?"""
+    model: Any = Config
+    annotation = None
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = annotation
+    return get_origin(annotation) is list
+
+
+def _check_grid_values(text: str, key: str, values: list) -> None:
+    """The two ways to misspell a grid over lists, each answered with the spelling meant."""
+    if key.split(".")[0] in RESERVED_AXES:
+        return  # not an axis at all: validation says so
+    if len(values) == 1 and isinstance(values[0], list) and len(values[0]) > 1:
+        split = ",".join(f"[{_show(v)}]" for v in values[0])
+        raise ConfigError(
+            f"--grid {text!r}: gives one value, {_show(values[0])}, so it would run a single cell. For one cell per value write "
+            f"--grid {key}={split}; for that one setting, --set {key}={_show(values[0]).replace(' ', '')}"
+        )
+    if _takes_list(key) and any(not isinstance(v, list) for v in values):
+        split = ",".join(f"[{_show(v)}]" if not isinstance(v, list) else _show(v).replace(" ", "") for v in values)
+        raise ConfigError(f"--grid {text!r}: {key} takes a list, so each grid value must be one; write --grid {key}={split}")
+
+
 def load(
     source: str | Path | dict | None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -625,6 +685,7 @@ def load(
         values, problem = _yaml_problem(f"[{raw}]")
         if problem is not None:
             raise ConfigError(f"--grid {text!r}: the values are not a valid comma-separated YAML list ({problem}); e.g. --grid model.hidden=[2],[4],[8]")
+        _check_grid_values(text, key, values)
         if not isinstance(data.get("sweep", {}), dict):
             raise ConfigError(f"{name}: sweep must be a mapping of dotted keys to lists of values")
         data.setdefault("sweep", {})[key] = values

@@ -216,7 +216,7 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test, speedups: Speedups) ->
         elif is_check or is_log:
             z, a = stepper.outputs()
             m = metrics(spec.variant, z, a, Yr, METRICS if is_log else check_metrics)
-            state.record(epoch, _finite(z, m), _criterion_met(spec, m) if is_check else None)
+            state.record(epoch, _finite(z, m, spec.variant.output), _criterion_met(spec, m) if is_check else None)
             if is_log:
                 curves.write(m, state)
                 last = (z, m)
@@ -266,7 +266,7 @@ def _result(spec: TrainSpec, state: RunState, curves: Curves, last, Ws, bs, X_te
         zt, at = forward(Ws, bs, X_test.astype(dtype), spec.activation, spec.variant)
         test = metrics(spec.variant, zt[-1], at[-1], Y_test.astype(dtype)[..., None], METRICS)
         final.update({f"test_{k}": v for k, v in test.items()})
-    diverged = state.diverged | ~_finite(z, final)
+    diverged = state.diverged | ~_finite(z, final, spec.variant.output)
     converged = state.converged & ~diverged
     epochs_to_converge = np.where(diverged, -1, state.epochs_to_converge)
     for k in final:
@@ -412,13 +412,14 @@ def metrics(variant: Variant, z: np.ndarray, a: np.ndarray, Y: np.ndarray, which
     return out
 
 
-def _finite(z: np.ndarray, m: dict[str, np.ndarray]) -> np.ndarray:
+def _finite(z: np.ndarray, m: dict[str, np.ndarray], output: str) -> np.ndarray:
     """Per run: are the output pre-activations and the metrics finite? A sigmoid or softmax
-    maps ±inf to a finite 0 or 1, so the outputs alone cannot reveal an overflow."""
+    maps ±inf to a finite 0 or 1, so the outputs alone cannot reveal an overflow; nor can
+    finite logits near ±1.8e308, whose softmax cross-entropy overflows to NaN (0 · ∞)."""
     ok = np.isfinite(z).all(axis=(0, 1))
     for k in ("max_error", "mse", "ce"):
         if k in m:
-            ok &= np.isfinite(m[k]) | (np.isnan(m[k]) & (k == "ce"))  # ce is NaN by design for linear outputs
+            ok &= np.isfinite(m[k]) | (np.isnan(m[k]) & (k == "ce") & (output == "linear"))  # ce is NaN by design for linear outputs
     return ok
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from nnrun import datasets as ds
+from nnrun import signals
 from nnrun.config import Cell, Config, ConfigError, cells
 from nnrun.datasets import Data, DataError
 from nnrun.engine import TrainSpec, init_params, train
@@ -298,27 +298,43 @@ def _one_blas_thread():
 # ----------------------------------------------------------------------------- executors
 
 
-def _limit_threads(threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+def _worker_init(parent: int, threads: int) -> None:
+    signals.worker_init(parent)
     with contextlib.suppress(Exception):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
 
 
+def _pool_context():
+    """fork where the platform has it: workers start in milliseconds, before pandas loads,
+    and their parent is nnrun itself, so they can be tied to its life."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+
+
 def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waiting: Callable[[], None] | None = None) -> Iterator[tuple[Chunk, dict]]:
-    """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool."""
+    """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool.
+
+    Starting the pool and submitting happen with signals deferred (a worker forked while a
+    handler is about to raise would inherit it); ``while_waiting`` too (an import cut in half
+    leaves a broken module behind). The caller decides where waiting may be interrupted.
+    """
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
             yield chunk, run_chunk(config_json, chunk)
         return
+    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_limit_threads, initargs=(1,))
+    with signals.deferred():
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init, initargs=(os.getpid(), 1))
     try:
-        futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
-        if while_waiting is not None:
-            while_waiting()
+        with signals.deferred():
+            futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
+            if while_waiting is not None:
+                while_waiting()
         for fut in as_completed(futures):
             chunk = futures.pop(fut)  # a finished future holds its result: let it go
             yield chunk, fut.result()
@@ -327,7 +343,7 @@ def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waitin
         pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             with contextlib.suppress(Exception):
-                p.terminate()
+                p.kill()
 
 
 def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: str | None) -> Iterator[tuple[Chunk, dict]]:
@@ -338,16 +354,19 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: st
         raise ConfigError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
     cluster = None
     try:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
-        else:
-            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
+        with signals.deferred():  # a cluster half started by a signal would be nobody's to close
+            if scheduler:
+                try:
+                    client = Client(scheduler, timeout="10s")
+                except (OSError, TimeoutError) as exc:
+                    raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
+            else:
+                # Its worker processes exit when this process dies (Dask's parent-alive pipe).
+                cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
+                client = Client(cluster)
         with client:
-            futures = {client.submit(run_chunk, config_json, c, pure=False, key=f"nnrun-chunk-{c.id}-{time.time_ns()}"): c for c in chunks}
+            with signals.deferred():
+                futures = {client.submit(run_chunk, config_json, c, pure=False, key=f"nnrun-chunk-{c.id}-{time.time_ns()}"): c for c in chunks}
             for fut in as_completed(list(futures)):
                 chunk = futures.pop(fut)
                 result = fut.result()

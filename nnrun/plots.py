@@ -17,15 +17,17 @@ import json
 import math
 import re
 import textwrap
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from nnrun import stats, tuning
 from nnrun.config import Config, ConfigError, cells, hint, read_config
-from nnrun.results import ResultsError, find_results, read_manifest, read_runs
+from nnrun.results import ResultsError, find_results, read_manifest, read_runs, require_new_dir
 
 FORMATS = ("png", "svg")
 METRICS = {  # --metric -> what the curves' y axis says (engine.metrics: means over samples)
@@ -37,11 +39,23 @@ PLOT_SIZE = (7.5, 5.0)  # success, epochs and ECDF figures: one panel with a leg
 PANEL_SIZE = (4.0, 3.0)  # each learning rate's panel in the loss-curve figure
 PANEL_COLUMNS = 3  # loss-curve panels per row; five learning rates make two rows
 HEADER_HEIGHT = 1.3  # inches above the loss-curve panels for the title and legend
-# matplotlib's tab10, fixed here so a variant's colour does not depend on rcParams.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # a second cue besides colour
 # A third cue for lines, so two variants that trained identically both stay visible.
 LINESTYLES = ("solid", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2)), (0, (8, 3)), (0, (2, 3)))
+# A variant keeps its colour, marker and dash in every figure, report and run, whatever else
+# is plotted with it: cross-entropy variants in blues, squared-error ones in oranges, the two
+# textbook mix-ups in green and red. (colour, MARKERS index, LINESTYLES index)
+FIXED_STYLES = {
+    "ce": ("#1f77b4", 0, 0),
+    "ce-softmax": ("#6baed6", 2, 2),
+    "mse": ("#ff7f0e", 1, 1),
+    "mse-softmax": ("#a65628", 3, 3),
+    "mse-linear": ("#fdae6b", 4, 4),
+    "ng-on-mse": ("#2ca02c", 5, 5),
+    "mitchell-on-ce": ("#d62728", 6, 1),
+}
+# Colours left for other names: matplotlib's tab10 (fixed here, not read from rcParams) less the blue, orange, green and red taken above.
+SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 FEW_RUNS = 5  # a curve's median over fewer runs still training is drawn faint and says how few
 DODGE = 0.03  # variants' points shifted by this many decades in lr so error bars do not overlap
 
@@ -60,7 +74,7 @@ class Sweep:
     path: Path
     config: Config
     runs: pd.DataFrame
-    curves: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray] | None  # None: a partial run, whose curves come when it completes
 
     @property
     def axes(self) -> list[str]:
@@ -86,11 +100,16 @@ def read_curves(directory: Path) -> dict[str, np.ndarray]:
 
 
 def read_sweep(directory: Path) -> Sweep:
+    """A results directory's data; a partial one has its finished runs and no curves yet."""
     directory = Path(directory)
+    partial = read_manifest(directory).get("status") != "complete"
+    if partial and not (directory / "runs.csv").exists():
+        raise ResultsError(f"{directory / 'runs.csv'}: no runs yet, nothing to plot (finish the run with --resume --out {directory})")
     runs = read_runs(directory)
     if runs.empty:
         raise ResultsError(f"{directory / 'runs.csv'}: no runs yet, nothing to plot (finish the run with --resume --out {directory})")
-    return Sweep(directory, read_config(directory), runs, read_curves(directory))
+    curves = None if partial and not (directory / "curves.npz").exists() else read_curves(directory)
+    return Sweep(directory, read_config(directory), runs, curves)
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -152,9 +171,19 @@ class Style:
     linestyle: object
 
 
+def variant_style(name: str) -> Style:
+    """The colour, marker and dash of a variant name: FIXED_STYLES for the built-in names,
+    else picked by a stable hash of the name (crc32, the same in every process)."""
+    if name in FIXED_STYLES:
+        colour, marker, dash = FIXED_STYLES[name]
+        return Style(colour, MARKERS[marker], LINESTYLES[dash])
+    h = zlib.crc32(name.encode("utf-8"))
+    return Style(SPARE_COLOURS[h % len(SPARE_COLOURS)], MARKERS[(h >> 8) % len(MARKERS)], LINESTYLES[(h >> 16) % len(LINESTYLES)])
+
+
 def variant_styles(variants: list[str]) -> dict[str, Style]:
-    """Colour, marker and dash per variant, by first appearance, so they match across figures."""
-    return {v: Style(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)], LINESTYLES[i % len(LINESTYLES)]) for i, v in enumerate(dict.fromkeys(variants))}
+    """Each distinct variant name's fixed style (``variant_style``), in first-appearance order."""
+    return {v: variant_style(v) for v in dict.fromkeys(variants)}
 
 
 # ----------------------------------------------------------------------------- figure data
@@ -197,8 +226,10 @@ def curve_bands(runs: pd.DataFrame, curves: dict[str, np.ndarray], metric: str) 
                 {"learning_rate": lr, "variant": variant, "epoch": epoch, "median": q50, "q25": q25, "q75": q75, "runs": np.isfinite(values).sum(axis=0)}
             )
         )
-    columns = ["learning_rate", "variant", "epoch", "median", "q25", "q75", "runs"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+CURVE_COLUMNS = ["learning_rate", "variant", "epoch", "median", "q25", "q75", "runs"]
 
 
 def success_points(summary: pd.DataFrame) -> pd.DataFrame:
@@ -594,7 +625,8 @@ def figure_data(sweep: Sweep, metric: str = "ce", by: list[str] | None = None) -
     for g in groups(sweep, by):
         best = tuning.best_rates(g.runs, g.summary, [], pair_on=["seed", *[a for a in sweep.axes if a not in dict(g.key)]])
         budget = sweep.config.training.epochs
-        out.append(FigureSet(g, curve_bands(g.runs, sweep.curves, metric), success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
+        bands = curve_bands(g.runs, sweep.curves, metric) if sweep.curves is not None else pd.DataFrame(columns=CURVE_COLUMNS)
+        out.append(FigureSet(g, bands, success_points(g.summary), epoch_points(g.summary), ecdf_points(g.runs, g.summary, best, budget), best))
     return out
 
 
@@ -606,26 +638,28 @@ def log_limits(values, top: float | None = None) -> tuple[float, float] | None:
     return float(v.min()) / 1.25, float(v.max()) * 1.25
 
 
-def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | None, styles: dict) -> list[Path]:
-    """Every figure for one results directory, one set per group; returns the files written.
+def sweep_figures(sweep: Sweep, metric: str, by: list[str] | None, styles: dict) -> Iterator[tuple[FigureSet, dict]]:
+    """Each group's figures, drawn one group at a time: (its data, {file stem: Figure}).
 
-    Groups share each figure's value axis so that they can be compared side by side.
+    Groups share each figure's value axis so that they can be compared side by side. The
+    loss-curve figure is left out where there are no curves (a partial run).
     """
     sets = figure_data(sweep, metric, by)
     budget, every = sweep.config.training.epochs, sweep.config.logging.every
-    curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy())
+    curve_y = log_limits(pd.concat([f.curves[["q25", "q75"]] for f in sets]).to_numpy()) if sweep.curves is not None else None
     epochs_y = log_limits(pd.concat([f.epochs[["epochs_median_ci_low", "epochs_median_ci_high"]] for f in sets]).to_numpy(), budget)
     ecdf_x = log_limits(pd.concat([f.ecdf["epochs"] for f in sets]).to_numpy(), budget)
     name = METRICS[metric].split(" (")[0]
-    written = []
     for f in sets:
         g = f.group
         for v in g.runs["variant"]:
-            styles.setdefault(v, variant_styles([*styles, v])[v])
-        figures = {
-            f"curves-{metric}": draw_curves(
+            styles.setdefault(v, variant_style(v))
+        figures = {}
+        if sweep.curves is not None:
+            figures[f"curves-{metric}"] = draw_curves(
                 f.curves, metric, styles, title(sweep, g, f"Training {name} per learning rate: median over runs still training, band 25–75%; faint: fewer than {FEW_RUNS} runs (diverged left out)"), budget, every, curve_y
-            ),
+            )
+        figures |= {
             "success": draw_success(f.success, styles, title(sweep, g, "Success rate vs learning rate; bars: Wilson 95% interval")),
             "epochs": draw_epochs(
                 f.epochs, list(g.summary["learning_rate"]), styles, title(sweep, g, "Epochs to converge vs learning rate: Kaplan–Meier median, bars 95% CI; ▵ not reached; converged/runs"), budget, epochs_y
@@ -637,23 +671,40 @@ def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | N
             figures["tuning-budget"] = draw_tuning_budget(
                 tuning.tuning_budget(g.summary, []), styles, title(sweep, g, "Tuning budget: expected best median epochs from k random rates (weighted by log-range)")
             )
-        written.extend(_save(fig, out / f"{stem}{g.slug}.{fmt}", fmt) for stem, fig in figures.items())
+        yield f, figures
+
+
+def plot_sweep(sweep: Sweep, out: Path, fmt: str, metric: str, by: list[str] | None, styles: dict) -> list[Path]:
+    """Every figure for one results directory, one set per group; returns the files written."""
+    written = []
+    for f, figures in sweep_figures(sweep, metric, by, styles):
+        written.extend(_save(fig, out / f"{stem}{f.group.slug}.{fmt}", fmt) for stem, fig in figures.items())
     return written
 
 
-def run_plots(results: list[Path], *, out: Path | None, fmt: str, metric: str, by: list[str] | None) -> list[Path]:
+def run_plots(results: list[Path], *, out: Path | None, fmt: str, metric: str, by: list[str] | None, notes: list[str] | None = None) -> list[Path]:
     """`nnrun plot`: figures for each results directory, in ``<dir>/plots/`` unless ``out``.
 
-    With several directories and ``out``, each gets its own subfolder named after it.
+    With several directories and ``out``, each gets its own subfolder named after it. A
+    partial run is plotted from the runs it finished; ``notes`` gets what could not be drawn.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if metric not in METRICS:
         raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if out is not None:
+        require_new_dir(out)
     directories = find_results(list(results))
     for d in directories:
         read_manifest(d)  # a damaged directory is reported, not plotted
     sweeps = [read_sweep(d) for d in directories]
+    for sweep in sweeps:
+        if sweep.curves is None and notes is not None:
+            m = read_manifest(sweep.path)
+            notes.append(
+                f"{sweep.path}: partial ({m.get('runs_done', len(sweep.runs))} of {m.get('runs_total', '?')} runs): plotted the finished runs; "
+                f"the loss curves (curves.npz) come when the run completes: nnrun sweep CONFIG --out {sweep.path} --resume"
+            )
     styles = variant_styles([v for s in sweeps for v in s.config.variant_objects() for v in [v.name]])
     written: list[Path] = []
     names: set[str] = set()

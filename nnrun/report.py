@@ -79,6 +79,11 @@ def median_cell(row: pd.Series, metric: str = EPOCHS, sep: str = " ") -> str:
     return f"{med:.3g}" + (f"{sep}[{q25:.3g}–{q75:.3g}]" if _ok(q25) else "")
 
 
+def _p_cell(p: float) -> str:
+    """A p-value for a table column headed "p": '0.008', '< 0.001'."""
+    return pvalue(p).removeprefix("p = ").replace("p ", "")
+
+
 def effect_cell(row: pd.Series, metric: str = EPOCHS, sep: str = " ") -> str:
     """The paired effect with its CI: '4.89× [4.85, 4.97]', '> 12.0×' (a median on a
     censored pair: it lies beyond that bound), '+3.0 pts [−1.0, 7.0]'."""
@@ -206,13 +211,13 @@ def _group_table(t: Tables, key: tuple, g: pd.DataFrame) -> Table:
         table.add_column(f"{v}/{base}\n{'×' if not stats.is_difference(t.metric) else 'pts'}", justify="right", no_wrap=True)
         table.add_column("p", justify="right", no_wrap=True)
     for lr, rows in g.groupby("learning_rate", sort=False):
-        cells = [f"{lr:g}"]
+        cells = [f"{lr:.4g}"]
         for v in variants:
             r = rows[rows["variant"] == v]
             cells += [success_cell(r.iloc[0], "\n"), median_cell(r.iloc[0], t.metric, "\n")] if len(r) else ["", ""]
         for v in others:
             c = comparison[(comparison["variant"] == v) & (comparison["learning_rate"] == lr)]
-            cells += [effect_cell(c.iloc[0], t.metric, "\n"), pvalue(c.iloc[0]["wilcoxon_p"]).removeprefix("p = ").replace("p ", "")] if len(c) else ["", ""]
+            cells += [effect_cell(c.iloc[0], t.metric, "\n"), _p_cell(c.iloc[0]["wilcoxon_p"])] if len(c) else ["", ""]
         table.add_row(*cells)
     return table
 
@@ -242,7 +247,7 @@ def _tuned_lines(t: Tables, key: tuple, g: pd.DataFrame) -> list[str]:
     lines = ["Tuned, each variant at its own best rate (the lowest median among rates whose success is not credibly below the best's):"]
     for s, _, edge in rows:
         where = " (at the edge of the rates tried: the optimum may lie beyond)" if edge else ""
-        lines.append(f"  {s['variant']} at lr {s['learning_rate']:g}{where}: {success_cell(s)} converged, median {median_cell(s, t.metric)}{unit}")
+        lines.append(f"  {s['variant']} at lr {s['learning_rate']:.4g}{where}: {success_cell(s)} converged, median {median_cell(s, t.metric)}{unit}")
     lines += [f"  {verdict(row, t.metric)}." for _, row, _ in rows if row is not None]
     return lines
 
@@ -250,9 +255,8 @@ def _tuned_lines(t: Tables, key: tuple, g: pd.DataFrame) -> list[str]:
 def _overview(t: Tables, groups: list) -> Table | None:
     """One row per (cell, variant): the tuned rate (* at an edge), success, median and the
     effect against the baseline; the whole sweep at a glance."""
-    axis_keys = [k for k in t.keys]
     table = _table(f"{t.title + ': ' if t.title else ''}each variant at its tuned learning rate (* = at the edge of the rates tried)")
-    for k in axis_keys:
+    for k in t.keys:
         table.add_column(k, overflow="fold")
     table.add_column("variant", overflow="fold")
     table.add_column("lr", justify="right", no_wrap=True)
@@ -260,16 +264,15 @@ def _overview(t: Tables, groups: list) -> Table | None:
     table.add_column("epochs" if t.metric == EPOCHS else t.metric, justify="right", no_wrap=True)
     table.add_column("vs\nbaseline", justify="right", no_wrap=True)
     table.add_column("p", justify="right", no_wrap=True)
-    any_rows = False
     for key, g in groups:
-        for i, (s, row, edge) in enumerate(_tuned_rows(t, key, g)):
-            any_rows = True
+        rows = _tuned_rows(t, key, g)
+        for i, (s, row, edge) in enumerate(rows):
             cells = [str(v) if i == 0 else "" for v in key]
             effect = "—" if row is None else effect_cell(row, t.metric, "\n")
-            p = "" if row is None else pvalue(row["wilcoxon_p"]).removeprefix("p = ").replace("p ", "")
-            cells += [str(s["variant"]), f"{s['learning_rate']:g}{'*' if edge else ''}", success_cell(s, "\n"), median_cell(s, t.metric, "\n"), effect, p]
-            table.add_row(*cells, end_section=i == len(_tuned_rows(t, key, g)) - 1)
-    return table if any_rows else None
+            p = "" if row is None else _p_cell(row["wilcoxon_p"])
+            cells += [str(s["variant"]), f"{s['learning_rate']:.4g}{'*' if edge else ''}", success_cell(s, "\n"), median_cell(s, t.metric, "\n"), effect, p]
+            table.add_row(*cells, end_section=i == len(rows) - 1)
+    return table if table.row_count else None
 
 
 def _few_pairs_note(t: Tables) -> str | None:
@@ -293,7 +296,7 @@ def render(console: Console, t: Tables) -> None:
         console.print(_group_table(t, key, g))
         if t.verbose or len(pd.unique(g["learning_rate"])) == 1:  # one rate: no tuned block repeats it
             for _, row in _select(t.comparison, t.keys, key).iterrows():
-                console.print(f"lr {row['learning_rate']:g}: {verdict(row, t.metric)}.", markup=False, highlight=False)
+                console.print(f"lr {row['learning_rate']:.4g}: {verdict(row, t.metric)}.", markup=False, highlight=False)
         for line in _tuned_lines(t, key, g):
             console.print(line, markup=False, highlight=False)
         console.print()

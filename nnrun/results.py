@@ -35,11 +35,11 @@ RESULT_COLUMNS = [
     "final_accuracy",
     "final_max_error",
 ]
-TEST_COLUMNS = ["final_test_accuracy", "final_test_ce", "final_test_mse"]
 ID_COLUMNS = ["run_id", "round", "variant", "output", "loss", "delta", "learning_rate", "seed"]  # round: of a learning-rate search, else 0
 JOURNAL = "journal"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # files and folders get the user's usual permissions
+os.umask(UMASK)
+STATUSES = ("running", "complete", "partial")  # running: a live nnrun holds nnrun.lock, or it was killed
 
 
 class ResultsError(ValueError):
@@ -55,7 +55,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are ordinary files
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             yield fh
@@ -135,6 +135,50 @@ def environment() -> dict:
         "numpy": np.__version__,
         "blas": blas,
         "platform": platform.platform(),
+        "machine": machine(),
+    }
+
+
+def machine() -> dict:
+    """The CPU model, its logical cores, and the memory in GiB (None where unknown)."""
+    cpu = platform.processor() or platform.machine() or None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = None
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        memory = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory}
+
+
+def provenance(command: list[str], config_path: Path | None) -> dict:
+    """The command line as typed, where it ran, and the git state of the code it ran on.
+
+    Git is asked about the repository holding the config file (the experiment's own
+    definition), or the working directory when there is no file (the built-in sweep, a
+    dict from Python); both are null outside a repository or without git.
+    """
+    import shlex
+    import subprocess
+
+    where = Path(config_path).resolve().parent if config_path is not None else Path.cwd()
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {
+        "command": shlex.join(command),
+        "cwd": str(Path.cwd()),
+        "git_commit": commit.strip() if commit else None,
+        "git_dirty": bool(status.strip()) if status is not None else None,
     }
 
 
@@ -153,8 +197,8 @@ def read_manifest(directory: Path) -> dict:
         raise ResultsError(f"{path}: cannot be read as JSON ({exc}); the directory is damaged") from None
     if not isinstance(data, dict) or "status" not in data:
         raise ResultsError(f"{path}: not an nnrun manifest (expected a JSON object with a 'status' key)")
-    if data["status"] not in ("complete", "partial"):
-        raise ResultsError(f"{path}: status must be complete or partial, got {data['status']!r}")
+    if data["status"] not in STATUSES:
+        raise ResultsError(f"{path}: status must be running, complete or partial, got {data['status']!r}")
     return data
 
 
@@ -275,6 +319,18 @@ def read_runs(directory: Path) -> pd.DataFrame:
     return frame
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """summary.csv, comparison.csv or tuned.csv as written; empty if not written (yet)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame()
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ResultsError(f"{path}: cannot be read as CSV ({exc}); the directory is damaged") from None
+
+
 def _plain_number(value):
     return int(value) if isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer()) else value
 
@@ -296,6 +352,89 @@ def _check_fields(path: Path, text: str) -> None:
         raise ResultsError(f"{path}: line {reader.line_num}: cannot be parsed as CSV ({exc})") from None
 
 
+def _is_study(directory: Path) -> bool:
+    """A study directory's manifest describes the study; its problems' results lie below it."""
+    try:
+        return json.loads((directory / "manifest.json").read_text(encoding="utf-8")).get("kind") == "study"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _hidden_or_journal(parts: tuple[str, ...]) -> bool:
+    """A journal, or a results directory still being built under a hidden name."""
+    return JOURNAL in parts or any(part.startswith(".") for part in parts)
+
+
+def is_empty_dir(directory: Path) -> bool:
+    """Missing, or holding nothing but the temporary files of writes a kill cut off."""
+    directory = Path(directory)
+    return not directory.exists() or (directory.is_dir() and all(p.name.startswith(".") and p.name.endswith(".tmp") for p in directory.iterdir()))
+
+
+def require_new_dir(directory: Path, hint: str = "") -> None:
+    """--out must name a new or empty directory: nnrun never overwrites what is there."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ResultsError(f"{directory}: exists and is not a directory; --out must name a new or empty directory")
+    if not is_empty_dir(directory):
+        raise ResultsError(f"{directory}: already exists and is not empty; nnrun never overwrites results{hint}. Choose another --out")
+
+
+def results_below(path: Path) -> list[Path]:
+    """The results directories (those holding manifest.json) at or below ``path``."""
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    if (path / "manifest.json").is_file() and not _is_study(path):
+        return [path]
+    return sorted(
+        m.parent for m in path.rglob("manifest.json") if m.is_file() and not _hidden_or_journal(m.relative_to(path).parts[:-1]) and not _is_study(m.parent)
+    )
+
+
+def listing(path: Path) -> list[dict]:
+    """``nnrun ls``: one entry per experiment at or below ``path``, newest first, read only.
+
+    ``status`` is the manifest's, except that a ``running`` one whose lock no live process
+    holds is ``interrupted`` (killed, or its machine went down); ``--resume`` finishes it.
+    """
+    from nnrun import locks
+
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file or directory")
+    entries = []
+    for directory in results_below(path):
+        try:
+            m = read_manifest(directory)
+        except ResultsError as exc:
+            entries.append({"path": directory, "status": "damaged", "problem": str(exc), "started": ""})
+            continue
+        status = m["status"]
+        wall = m.get("wall_seconds")
+        if status == "running":
+            if locks.is_held(directory):
+                since = (m.get("resumed") or [m.get("started")])[-1]
+                with contextlib.suppress(TypeError, ValueError):
+                    wall = (datetime.now(timezone.utc) - datetime.fromisoformat(since)).total_seconds()
+            else:
+                status = "interrupted"
+        entries.append(
+            {
+                "path": directory,
+                "status": status,
+                "runs_done": m.get("runs_done"),
+                "runs_total": m.get("runs_total"),
+                "rounds": m.get("rounds", 1),  # a learning-rate search's total grows round by round
+                "started": str(m.get("started") or ""),
+                "wall_seconds": wall,
+                "command": m.get("command", ""),
+                "pid": locks.holder(directory) if status == "running" else None,
+            }
+        )
+    return sorted(entries, key=lambda e: e["started"], reverse=True)
+
+
 def find_results(paths: list[Path]) -> list[Path]:
     """Every results directory (one holding manifest.json) at or below each path, each once."""
     if not paths:
@@ -305,12 +444,7 @@ def find_results(paths: list[Path]) -> list[Path]:
         p = Path(p)
         if not p.exists():
             raise ResultsError(f"{p}: no such file or directory")
-        if p.is_file():
-            p = p.parent
-        if (p / "manifest.json").is_file():
-            hits = [p]
-        else:
-            hits = sorted(m.parent for m in p.rglob("manifest.json") if m.is_file() and JOURNAL not in m.relative_to(p).parts)
+        hits = results_below(p)
         if not hits:
             raise ResultsError(f"{p}: no nnrun results directory (one with a manifest.json) at or below it; run `nnrun train CONFIG` first")
         found.extend(h for h in hits if h not in found)

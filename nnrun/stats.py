@@ -39,6 +39,10 @@ BUDGET_AXIS = "training.epochs"  # when swept, each run's own epoch budget
 # A censored run's log-ratio is ±∞; medians and bootstraps take it as this stand-in, which
 # sorts beyond any real log-ratio (|log(epochs ratio)| < 50) and maps back to ±∞.
 INF_LOG = 1e6
+# Differences and log-ratios are rounded to this many decimals before the test ranks them, so
+# values equal but for float noise (0.9624 − 0.9610 vs 0.9638 − 0.9624, which differ by
+# 1e-16) tie in the signed-rank test, whether computed in memory or read back from CSV.
+TIE_DECIMALS = 9
 # For final_* metrics: does a higher value mean better? Accuracy metrics compare as
 # differences in points, the others (losses, max error) as ratios.
 HIGHER_IS_BETTER = {"final_accuracy": True, "final_test_accuracy": True}
@@ -270,7 +274,7 @@ def wilcoxon(d) -> float:
     """Two-sided Wilcoxon signed-rank p on per-pair differences ``d`` (may hold ±∞: ranked
     largest). Zero differences stay in, split between the signs (``zsplit``), so ties weigh
     against a difference instead of dropping out. NaN without pairs; 1 when all tie."""
-    d = np.asarray(d, float)
+    d = np.round(np.asarray(d, float), TIE_DECIMALS)  # float noise must not break ties
     if not len(d):
         return np.nan
     if np.all(d == 0):

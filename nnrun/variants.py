@@ -121,7 +121,8 @@ def sigmoid_cross_entropy(z: Array, a: Array, y: Array) -> Array:
 
 
 def softmax_cross_entropy(z: Array, a: Array, y: Array) -> Array:
-    # −Σ y log softmax(z) = logsumexp(z)·Σy − Σ y·z, finite for any z.
+    # −Σ y log softmax(z) = logsumexp(z)·Σy − Σ y·z, finite wherever lse − z is (|z| up to ~1e308;
+    # beyond, 0 · ∞ gives NaN, which the engine counts as divergence).
     m = z.max(axis=1, keepdims=True)
     lse = m + np.log(rsum(np.exp(z - m), 1, keepdims=True))
     return rsum(y * (lse - z), 1)

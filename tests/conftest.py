@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -51,3 +52,35 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process that
+    is not a zombie: fields[1] is the parent's pid, fields[2] the process group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            yield int(stat.parent.name), fields
+
+
+# The default sweep, shrunk for CLI tests: its first 5 learning rates (no search) × 5 seeds × 300 epochs.
+SMALL_SWEEP = ["--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--workers", "1", "--quiet"]
+
+
+def invoke(*args):
+    """`nnrun ARGS` in-process through Typer's CliRunner; arguments may be paths."""
+    from typer.testing import CliRunner
+
+    from nnrun.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def small_sweep(out: Path, *extra: str) -> Path:
+    """`nnrun sweep` shrunk (SMALL_SWEEP) with ``extra`` options, into ``out``."""
+    result = invoke("sweep", *SMALL_SWEEP, *extra, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out

@@ -138,7 +138,48 @@ def test_validate_variants_datasets_init(write_config, tmp_path):
 def test_configs_directory_all_validate():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         result = runner.invoke(app, ["validate", str(path)])
+        init = (yaml.safe_load(path.read_text()).get("model") or {}).get("init") or {}
+        if init.get("scheme") == "file" and not (path.parent / init["path"]).exists():  # its pretraining has not run here
+            assert result.exit_code == 2 and "no such weights file" in result.output, (path, result.output)
+            continue
         assert result.exit_code == 0, (path, result.output)
+
+
+def test_validate_checks_the_files_a_config_names(write_config, tmp_path):
+    config = write_config(model={"hidden": [4], "init": {"scheme": "file", "path": "missing.npz"}})
+    result = runner.invoke(app, ["validate", str(config)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{config}: not valid" in text and "missing.npz: no such weights file (model.init.path)" in text
+    config = write_config(dataset={"name": "csv", "path": "nowhere.csv", "target": "y"})
+    result = runner.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2 and "nowhere.csv" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--grid", "model.hidden=[2, 4]"], ["gives one value", "--grid model.hidden=[2],[4]", "--set model.hidden=[2,4]"]),
+        (["--grid", "model.hidden=2,4"], ["model.hidden takes a list", "--grid model.hidden=[2],[4]"]),
+        (["training.epochs=500"], ["no such config file", "--set training.epochs=500"]),
+    ],
+)
+def test_grid_and_positional_override_mistakes_get_the_spelling_meant(tmp_path, args, words):
+    result = runner.invoke(app, ["sweep", *args, "--out", str(tmp_path / "o")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and all(w in text for w in words), text
+    assert not (tmp_path / "o").exists()
+
+
+def test_init_where_examples_exist_explains_and_names_a_free_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "xor.yaml").write_text("mine")
+    result = runner.invoke(app, ["init"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "never overwrites" in text and "example.yaml and xor.yaml" in text
+    suggested = text.split("e.g. nnrun init ")[1].split()[0]
+    assert runner.invoke(app, ["init", suggested]).exit_code == 0
+    assert (tmp_path / "configs" / "xor.yaml").read_text() == "mine"
 
 
 def test_shipped_xor_config_is_the_default_sweep():
@@ -155,6 +196,42 @@ def test_python_api(tmp_path, write_config):
     assert res.path == tmp_path / "api"
     assert len(res.runs) == 16 and res.runs["epochs_run"].max() <= 50
     assert {"success_rate", "epochs_median"} <= set(res.summary.columns)
+    assert "out" in nnrun.run.__doc__ and "workers" in nnrun.run.__doc__ and '__name__ == "__main__"' in nnrun.run.__doc__
+
+
+def test_python_run_uses_the_clis_worker_count_where_processes_fork(monkeypatch, write_config):
+    import multiprocessing
+
+    import nnrun.api
+
+    seen = {}
+    monkeypatch.setattr(nnrun.api, "execute", lambda config, **kw: seen.update(kw))
+    nnrun.run(str(write_config()))
+    forks = "fork" in multiprocessing.get_all_start_methods()
+    assert seen["workers"] == ((__import__("os").cpu_count() or 1) if forks else 1)
+    nnrun.run(str(write_config()), workers=3)
+    assert seen["workers"] == 3
+
+
+def test_python_load_gives_an_experiment_complete_or_partial(tmp_path, write_config):
+    done = nnrun.run(str(write_config()), training__epochs=50, out=str(tmp_path / "done"), workers=1)
+    loaded = nnrun.load(tmp_path / "done")
+    assert loaded.status == "complete" and loaded.config == done.config and loaded.manifest == json.loads((tmp_path / "done" / "manifest.json").read_text())
+    pd.testing.assert_frame_equal(loaded.runs, done.runs)
+    for name in ("summary", "comparison", "tuned"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), pd.read_csv(tmp_path / "done" / f"{name}.csv"))
+    assert len(loaded.summary) == 4
+
+    partial = tmp_path / "partial"  # as an interrupted run leaves it: some rows, no tables yet
+    partial.mkdir()
+    (partial / "config.yaml").write_bytes((tmp_path / "done" / "config.yaml").read_bytes())
+    done.runs.iloc[:6].to_csv(partial / "runs.csv", index=False)
+    manifest = {**done.manifest, "status": "partial", "runs_done": 6, "finished": None}
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    p = nnrun.load(partial)
+    assert p.status == "partial" and len(p.runs) == 6 and p.summary.empty and p.comparison.empty and p.tuned.empty
+    (partial / "runs.csv").unlink()  # interrupted before its first rows
+    assert nnrun.load(partial).runs.empty
 
 
 def test_python_m_nnrun_and_console_script(tmp_path):

@@ -108,22 +108,33 @@ def hand(tmp_path):
     return write_results(tmp_path / "hand", runs_frame({"ce": CE, "mse": MSE}))
 
 
-def test_table_view_and_files_written_into_the_results_directory(hand):
+def snapshot(directory) -> dict:
+    """Every file below ``directory`` with its bytes."""
+    return {p.relative_to(directory): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_table_view_changes_nothing_and_out_saves_the_tables(hand, tmp_path):
+    before = snapshot(hand)
     r = compare(hand)
     assert r.exit_code == 0, r.output
+    assert snapshot(hand) == before, "compare wrote into the results directory it read"
     out = r.stdout
-    assert "mse needed" in out and "the epochs of ce" in out
+    assert "mse needed" in out and "the epochs of ce" in out and "--out" in out
     assert "Tuned" not in out  # one learning rate: the tuned comparison would repeat the same numbers
     exp = expected_pair(MSE, CE)
     assert f"faster on {round(exp['win_rate'] * 10)} of 10 seeds" in out
     assert "mse converged on 80% vs ce 90%" in out
+    saved = tmp_path / "tables"
+    r = compare(hand, "--out", saved)
+    assert r.exit_code == 0, r.output
+    assert snapshot(hand) == before
     for name in ("summary", "comparison", "tuned"):
-        assert (hand / f"{name}.csv").exists()
-    c = pd.read_csv(hand / "comparison.csv").iloc[0]
+        assert (saved / f"{name}.csv").exists()
+    c = pd.read_csv(saved / "comparison.csv").iloc[0]
     for key, value in exp.items():
         assert c[key] == pytest.approx(value), key
     assert f"mse needed {c['epochs_ratio_median']:.2f}×" in out
-    s = pd.read_csv(hand / "summary.csv").set_index("variant")
+    s = pd.read_csv(saved / "summary.csv").set_index("variant")
     assert s.loc["ce", "converged"] == 9 and s.loc["mse", "converged"] == 8
     # Kaplan–Meier: 8 of 10 converged (10, 30, 35, 40, 50, …), 2 censored at 200: S(50) = 1/2.
     assert s.loc["mse", "epochs_median"] == 50 and s.loc["mse", "epochs_median_converged"] == 45
@@ -333,7 +344,10 @@ def test_tiny_real_sweep_compare_matches_its_runs_and_sweeps_own_tables(tmp_path
         at = runs[(runs["variant"] == row["variant"]) & (runs["learning_rate"] == row["learning_rate"])]
         assert row["runs"] == 5 and row["converged"] == at["converged"].sum()
     # sweep printed the very same tables and verdicts that compare prints
+    before = snapshot(out)
     table = compare(out).stdout
+    assert compare(out, "--metric", "final_mse", "--baseline", "mse").exit_code == 0
+    assert snapshot(out) == before, "compare changed the run's own files"
     verdicts = [ln for ln in table.splitlines() if ln.startswith(("  mse needed", "  ce at lr", "  mse at lr"))]
     assert verdicts and all(ln in s.stdout for ln in verdicts)
 
@@ -371,3 +385,23 @@ def test_a_sweep_prints_one_overview_across_cells_legible_at_80_columns(tmp_path
     assert text.count("Tuned, each variant") == 2  # verbose: each cell's detail
     v = runner.invoke(app, ["sweep", "--set", "seeds=6", "--set", "training.epochs=400", "--grid", "model.init.scale=0.5,2", "--out", str(tmp_path / "v"), "--workers", "1", "--verbose"])
     assert v.exit_code == 0 and v.stdout.count("Tuned, each variant") == 2
+
+
+@pytest.mark.parametrize("existing", ["a file", "a non-empty directory"])
+def test_out_that_exists_is_refused_and_left_alone(hand, tmp_path, existing):
+    target = tmp_path / "taken"
+    if existing == "a file":
+        target.write_text("mine")
+    else:
+        target.mkdir()
+        (target / "summary.csv").write_text("mine")
+    before = target.read_text() if target.is_file() else (target / "summary.csv").read_text()
+    r = compare(hand, "--out", target)
+    assert r.exit_code == 2 and str(target) in " ".join(r.output.split())
+    after = target.read_text() if target.is_file() else (target / "summary.csv").read_text()
+    assert after == before
+
+
+def test_out_help_says_what_compare_writes():
+    r = runner.invoke(app, ["compare", "--help"])
+    assert "results/<name>" not in r.output and "comparison.csv" in r.output

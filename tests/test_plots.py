@@ -11,36 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from conftest import invoke, small_sweep
 from nnrun import plots, stats
-from nnrun.cli import app
 
-runner = CliRunner()
-TINY = ["--set", "seeds=5", "--set", "training.epochs=300", "--set", "learning_rates=[0.1, 0.3, 1, 3, 10]", "--workers", "1", "--quiet"]
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
 BUDGET = 300  # the tiny sweeps' training.epochs
 STEMS = ["curves-ce", "success", "epochs", "ecdf"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def sweep(out: Path, *extra: str) -> Path:
-    result = invoke("sweep", *TINY, *extra, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 @pytest.fixture(scope="module")
 def default_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "default")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "default")
 
 
 @pytest.fixture(scope="module")
 def axis_dir(tmp_path_factory) -> Path:
-    return sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
+    return small_sweep(tmp_path_factory.mktemp("plots") / "axis", "--grid", "model.init.scale=0.5,2")
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -328,3 +315,42 @@ def test_empty_or_damaged_directories_exit_2(tmp_path, default_dir):
     assert result.exit_code == 2
     assert "curves.npz: missing" in " ".join(result.output.split())
     assert not (damaged / "plots").exists()
+
+
+def test_a_partial_run_is_plotted_from_what_finished_and_says_what_is_missing(default_dir, tmp_path):
+    import json
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.yaml").write_bytes((default_dir / "config.yaml").read_bytes())
+    runs = pd.read_csv(default_dir / "runs.csv")
+    runs[runs["learning_rate"] < 3].to_csv(partial / "runs.csv", index=False)
+    manifest = json.loads((default_dir / "manifest.json").read_text())
+    manifest.update(status="partial", runs_done=int((runs["learning_rate"] < 3).sum()))
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("plot", partial)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in written(result)} == {f"{stem}.png" for stem in STEMS[1:]}
+    text = " ".join(result.output.split())
+    assert f"partial ({manifest['runs_done']} of {manifest['runs_total']} runs)" in text and "curves.npz" in text and "--resume" in text
+
+
+def test_out_that_is_not_empty_is_refused(default_dir, tmp_path):
+    taken = tmp_path / "figs"
+    taken.mkdir()
+    (taken / "success.png").write_bytes(b"mine")
+    result = invoke("plot", default_dir, "--out", taken)
+    assert result.exit_code == 2 and "not empty" in " ".join(result.output.split())
+    assert (taken / "success.png").read_bytes() == b"mine"
+    assert "figures" in invoke("plot", "--help").output
+
+
+def test_a_variant_keeps_its_colour_whatever_is_plotted_with_it():
+    alone = plots.variant_styles(["mse"])["mse"]
+    assert plots.variant_styles(["mitchell-on-ce", "ce", "mse"])["mse"] == alone
+    assert plots.variant_styles(["ce"])["ce"].color == "#1f77b4" and alone.color == "#ff7f0e"
+    builtin = [plots.variant_style(v).color for v in plots.FIXED_STYLES]
+    assert len(set(builtin)) == len(builtin)
+    custom = plots.variant_style("my-variant")
+    assert custom == plots.variant_style("my-variant") and custom.color in plots.SPARE_COLOURS
+    assert custom == plots.variant_styles(["ce", "my-variant"])["my-variant"]

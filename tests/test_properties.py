@@ -268,6 +268,9 @@ HUGE_LRS = [1e-3, 1.0, 1e3, 1e6, 1e12, 1e100, 1e300, 1.7e308]
 # not marked diverged must still have a finite cross-entropy.
 @example(name="ce", activation="relu", optimizer=("sgd", ()), dtype="float32", lrs=[1e-3], scale=1e30, batch=None, bias=False)
 @example(name="mse", activation="sigmoid", optimizer=("sgd", ()), dtype="float64", lrs=[1e300, 1.7e308], scale=1.0, batch=None, bias=False)
+# Finite logits near the float64 limit: softmax cross-entropy is 0 · ∞ = NaN there, which
+# only a linear output (whose ce is NaN by design) may have without being marked diverged.
+@example(name="mse-softmax", activation="sigmoid", optimizer=("momentum", (("beta", 0.9),)), dtype="float64", lrs=[0.001, 1.7e308], scale=1.0, batch=1, bias=False)
 def test_engine_turns_any_learning_rate_into_data(name, activation, optimizer, dtype, lrs, scale, batch, bias) -> None:
     """Huge learning rates and saturated inits give diverged or non-converged runs, with
     consistent flags and finite final metrics wherever a run did not diverge."""

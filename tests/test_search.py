@@ -88,17 +88,21 @@ def test_rounds_run_ids_and_tuned_columns(tmp_path):
         assert lo < lr < hi and hi / lo <= 1.34**2 * 1.001
     manifest = yaml.safe_load((out / "manifest.json").read_text())
     assert manifest["runs_total"] == len(runs) and manifest["rounds"] == runs["round"].max() + 1
+    listed = runner.invoke(app, ["ls", str(out)])
+    assert listed.exit_code == 0 and f"{len(runs)} in {manifest['rounds']} rounds" in " ".join(listed.output.split())
 
 
-def test_same_rows_for_any_worker_count_and_chunking(tmp_path):
+def test_same_rows_for_any_worker_count_chunking_and_executor(tmp_path):
+    pytest.importorskip("dask.distributed", reason="the dask extra runs the same search on a local cluster")
     path = small_search(tmp_path, seeds=8)
     outs = []
-    for i, extra in enumerate([["--workers", "1"], ["--workers", "2", "--chunk-runs", "7"]]):
+    for i, extra in enumerate([["--workers", "1"], ["--workers", "2", "--chunk-runs", "7"], ["--executor", "dask", "--workers", "2", "--chunk-runs", "13"]]):
         out = tmp_path / f"w{i}"
         r = runner.invoke(app, ["train", str(path), "--out", str(out), "--quiet", *extra])
         assert r.exit_code == 0, r.output
         outs.append(pd.read_csv(out / "runs.csv"))
     pd.testing.assert_frame_equal(outs[0], outs[1])
+    pd.testing.assert_frame_equal(outs[0], outs[2])
 
 
 def _journal_count(out: Path) -> int:

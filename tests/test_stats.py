@@ -149,8 +149,8 @@ def test_paired_effect_and_test_use_the_same_pairs():
     # Per-seed ratios: 4, 2.5, 1, tie (neither converged), +∞ (seed 4), 0 (seed 5), 0.5, 4, 2:
     # sorted 0, 0.5, 1, 1, 2, 2.5, 4, 4, ∞ — the median is 2 (over both-converged pairs only it was 2.25).
     assert p.effect == pytest.approx(2.0)
-    d = np.log([4, 2.5, 1, 1, np.inf, 0, 0.5, 4, 2])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore"):  # log 0 = −∞ on purpose: seed 5's ratio
+        d = np.log([4, 2.5, 1, 1, np.inf, 0, 0.5, 4, 2])
         assert p.wilcoxon_p == pytest.approx(st.wilcoxon(standin(d), zero_method="zsplit").pvalue)
     # mse sooner on seed 5 (ce never converged) and seed 6 (25 < 50); not on the tie.
     assert p.win_rate == pytest.approx(2 / 9)
@@ -391,3 +391,18 @@ def test_tuned_reuses_the_comparisons_pair_only_when_both_best_rates_match(monke
     pd.testing.assert_frame_equal(t, plain_t)
     assert len(c) == 6 and len(t) == 3
     assert len(calls) == 6 + 1  # ce is best at lr 1 everywhere; mse too except for hidden [4]
+
+
+def test_differences_equal_but_for_float_noise_tie_in_the_test():
+    """One test sample more or less is the same difference whatever the two accuracies:
+    0.9638 − 0.9624 and 0.9624 − 0.9610 differ by ~1e-16 and must tie when ranked."""
+    x = np.array([0.9638, 0.9624, 0.9652, 0.961, 0.9666, 0.9624, 0.9652, 0.961])
+    y = np.array([0.9624, 0.961, 0.9638, 0.9624, 0.9638, 0.9624, 0.9666, 0.9596])
+    noisy = 100 * (x - y)
+    assert len(set(noisy)) > 4  # the float noise is there
+    ce = make_runs({"ce": {s: 10 for s in range(8)}}).assign(final_accuracy=y)
+    mse = make_runs({"mse": {s: 10 for s in range(8)}}).assign(final_accuracy=x)
+    p = stats.paired(mse, ce, "final_accuracy")
+    by_hand = np.array([0.14, 0.14, 0.14, -0.14, 0.28, 0, -0.14, 0.14])  # points, exactly
+    assert p.wilcoxon_p == pytest.approx(st.wilcoxon(by_hand, zero_method="zsplit").pvalue)
+    assert p.wilcoxon_p != pytest.approx(st.wilcoxon(noisy, zero_method="zsplit").pvalue)  # what the noise gave

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import live_processes
+from nnrun import locks
 from nnrun.cli import app
 
 runner = CliRunner()
@@ -92,7 +94,8 @@ def _wait_for_chunks(out: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 def _every_file_parses(out: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "partial"
+    assert manifest["status"] == "running"  # killed: nobody could say otherwise, and its lock is free
+    assert not locks.is_held(out)
     yaml.safe_load((out / "config.yaml").read_text())
     for path in out.rglob("*"):
         # A write cut off by the kill leaves only its hidden temporary file, never a torn
@@ -114,7 +117,7 @@ def test_sigkill_midway_then_resume_gives_identical_rows(write_config, tmp_path,
     _wait_for_chunks(out, 3, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    if workers == "2":  # orphaned pool workers die when their parent's pipe closes
+    if workers == "2":  # pool workers die with their parent (parent-death signal)
         time.sleep(0.5)
     done = len(list((out / "journal").glob("chunk-*.npz")))
     assert 3 <= done < 20, f"the kill must land midway, but {done} of 20 chunks were done"
@@ -159,15 +162,7 @@ def test_ctrl_c_saves_partial_exits_130_and_prints_the_resume_command(write_conf
 
 def _children(pid: int) -> set[int]:
     """Live processes whose parent is ``pid`` (from /proc)."""
-    kids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.add(int(stat.parent.name))
-    return kids
+    return {child for child, fields in live_processes() if int(fields[1]) == pid}
 
 
 def _alive(pid: int) -> bool:
@@ -208,9 +203,79 @@ def test_resume_needs_out_and_a_run_directory(write_config, tmp_path):
     config = write_config()
     result = runner.invoke(app, ["train", str(config), "--resume"])
     assert result.exit_code == 2 and "--out" in result.output
-    (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(tmp_path / "empty")])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a run")
+    result = runner.invoke(app, ["train", str(config), "--resume", "--out", str(tmp_path / "other")])
     assert result.exit_code == 2 and "manifest.json" in result.output
+    assert (tmp_path / "other" / "notes.txt").read_text() == "not a run"
+
+
+def test_a_signal_before_the_run_starts_saves_nothing_and_gives_the_command_again(write_config, tmp_path, monkeypatch):
+    import nnrun.config
+
+    from nnrun import signals
+
+    config, out = write_config(), tmp_path / "never"
+    real_load = nnrun.config.load
+
+    def load_and_get_sigterm(*args, **kwargs):  # a SIGTERM while the config is read
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(nnrun.config, "load", load_and_get_sigterm)
+    args = ["train", str(config), "--out", str(out), "-q"]
+    monkeypatch.setattr(sys, "argv", ["nnrun", *args])  # what the command line would have been
+    with signals.handled():
+        result = runner.invoke(app, args)
+    assert result.exit_code == 143, result.output
+    text = " ".join(result.output.split())
+    assert "Interrupted (SIGTERM) before the run started; no runs were saved" in text
+    assert f"Start it again with: nnrun train {config} --out {out} -q" in text and "--resume" not in text
+    assert not out.exists()
+
+
+def test_a_signal_before_any_run_finished_says_none_were_saved_and_resume_completes(write_config, tmp_path, monkeypatch):
+    import nnrun.api
+
+    from nnrun import signals
+
+    config, out = write_config(), tmp_path / "early"
+    real_preflight = nnrun.api.preflight
+
+    def preflight_and_get_sigint(p):  # Ctrl-C while the data are loaded, before any chunk
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_preflight(p)
+
+    monkeypatch.setattr(nnrun.api, "preflight", preflight_and_get_sigint)
+    args = ["train", str(config), "--out", str(out), "-q", "--workers", "1"]
+    monkeypatch.setattr(sys, "argv", ["nnrun", *args])
+    with signals.handled():
+        result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    text = " ".join(result.output.split())
+    assert f"no runs had finished, so none of 16 are saved yet in {out} (status: partial)" in text and "Finished runs are saved" not in text
+    assert f"Resume with: nnrun train {config} -q --workers 1 --out {out} --resume" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["runs_done"] == 0 and not (out / locks.NAME).exists()
+    monkeypatch.setattr(nnrun.api, "preflight", real_preflight)
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    assert len(pd.read_csv(out / "runs.csv")) == 16
+
+
+def test_a_kill_while_the_directory_is_built_leaves_nothing_under_its_name(write_config, tmp_path, monkeypatch):
+    import nnrun.api
+
+    config, out = write_config(), tmp_path / "half"
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # stands in for the process ending just before the rename
+
+    monkeypatch.setattr(nnrun.api.os, "rename", killed)
+    result = runner.invoke(app, ["train", str(config), "--out", str(out), "-q", "--workers", "1"])
+    assert result.exit_code == 130
+    assert not out.exists() and not list(tmp_path.glob(".half.*")), "neither the directory nor its hidden build is left"
+    monkeypatch.undo()
+    assert runner.invoke(app, ["train", str(config), "--out", str(out), "-q", "--workers", "1"]).exit_code == 0
 
 
 def test_chunking_does_not_change_rows(write_config, tmp_path):
