@@ -32,7 +32,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a c
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Write results exactly here instead of results/<name>/<timestamp>-<hash8>/.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables; only the results path.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or dask.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where the runs train: local (this machine's processes) by default; `nnrun executors` lists every one.")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Every sweep cell's learning-rate table, per-rate verdicts and tuned comparison, not only the overview.")]
@@ -81,9 +81,7 @@ def _friendly(fn: Callable, signal_policy: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from nnrun.api import Interrupted
-        from nnrun.config import ConfigError
-        from nnrun.datasets import DataError
-        from nnrun.results import ResultsError
+        from nnrun.errors import NnrunError
 
         # Interrupt messages are written without rich: a signal may have cut its import short.
         try:
@@ -93,9 +91,9 @@ def _friendly(fn: Callable, signal_policy: Callable) -> Callable:
             return value
         except (typer.Exit, typer.Abort):
             raise
-        except (ConfigError, DataError, ResultsError) as exc:
+        except NnrunError as exc:
             _error(_escape(str(exc)))
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.exit_code) from None
         except Interrupted as exc:
             _plain_stderr(exc.message())
             raise typer.Exit(exc.code) from None
@@ -169,10 +167,9 @@ def _run(config_path: Path | None, sets, grid, out, quiet, workers, executor, sc
 
 
 def _check_executor(executor: str) -> None:
-    if executor not in ("local", "dask"):
-        from nnrun.config import ConfigError
+    from nnrun.executor import check_executor
 
-        raise ConfigError(f"--executor must be local or dask, got {executor!r}")
+    check_executor(executor)
 
 
 def _progress_bar():
@@ -273,34 +270,36 @@ def validate(
 @app.command()
 @friendly
 def variants() -> None:
-    """List the built-in variants with their output, loss and delta formulas."""
-    from rich.table import Table
-
-    from nnrun.variants import VARIANTS
-
-    table = Table(title="variants: (output, loss, delta); exact = the true gradient of the loss")
-    for col in ("name", "output", "loss", "delta", "exact", "description"):
-        table.add_column(col)
-    for v in VARIANTS.values():
-        table.add_row(v.name, v.output, f"{v.loss}: {v.loss_formula}", f"{v.delta}: {v.delta_formula}", "yes" if v.exact else "no", v.description)
-    _console().print(table)
+    """List the built-in variants (output, loss and delta formulas) and the blocks inline variants combine."""
+    _print_tables("variants")
 
 
 @app.command()
 @friendly
 def datasets() -> None:
-    """List the built-in data sets with their shapes."""
-    from rich.table import Table
+    """List the data sets with their shapes and parameters (and their defaults)."""
+    _print_tables("datasets")
 
-    from nnrun.config import DATASET_PARAMS
-    from nnrun.datasets import DESCRIPTIONS
 
-    table = Table(title="datasets (every one also takes bias_column, test_fraction, shuffle_seed, standardize)")
-    for col in ("name", "shape and classes", "parameters"):
-        table.add_column(col)
-    for name, desc in DESCRIPTIONS.items():
-        table.add_row(name, desc, ", ".join(DATASET_PARAMS[name]) or "—")
-    _console().print(table)
+@app.command()
+@friendly
+def optimizers() -> None:
+    """List the optimisers with their arguments (and their defaults)."""
+    _print_tables("optimizers")
+
+
+@app.command()
+@friendly
+def executors() -> None:
+    """List the executors (--executor) with the options they read."""
+    _print_tables("executors")
+
+
+def _print_tables(registry: str) -> None:
+    from nnrun import listings
+
+    for table in getattr(listings, registry)():
+        _console().print(table)
 
 
 @app.command()
@@ -367,43 +366,10 @@ def plot(
 @friendly
 def ls(results: Annotated[Path, typer.Argument(help="A folder to search below (a results directory also works).")] = Path("results")) -> None:
     """List the experiments below a folder, newest first: status, runs done, start, wall time, command."""
-    from rich.table import Table
+    from nnrun.listings import experiments
 
-    from nnrun.results import listing
-
-    entries = listing(results)
-    if not entries:
-        _console().print(f"no nnrun experiments below {results}", markup=False)
-        return
-    table = Table(title=f"experiments below {results} (newest first)")
-    for col in ("status", "runs", "started", "wall", "command", "directory"):
-        table.add_column(col, justify="right" if col in ("runs", "wall") else "left", overflow="fold")
-    for e in entries:
-        if e["status"] == "damaged":
-            table.add_row("damaged", "", "", "", e["problem"], str(e["path"]))
-            continue
-        status = f"running (PID {e['pid']})" if e["status"] == "running" else e["status"]
-        table.add_row(status, _runs_text(e), e["started"], _duration(e["wall_seconds"]), e["command"], str(e["path"]))
-    _console().print(table)
-
-
-def _runs_text(e: dict) -> str:
-    """'340/1000'; a search: '1800 in 4 rounds' when complete, else 'round 2: 650 runs so far'."""
-    if not e["rounds"] or e["rounds"] <= 1:
-        return f"{e['runs_done']}/{e['runs_total']}"
-    if e["status"] == "complete":
-        return f"{e['runs_done']} in {e['rounds']} rounds"
-    return f"round {e['rounds'] - 1}: {e['runs_done']} runs so far"
-
-
-def _duration(seconds) -> str:
-    if seconds is None:
-        return ""
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, s = divmod(round(seconds), 60)
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {s:02d}s"
+    table = experiments(results)
+    _console().print(table if table is not None else f"no nnrun experiments below {results}", markup=False)
 
 
 @app.command()

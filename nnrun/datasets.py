@@ -1,5 +1,7 @@
-"""Built-in data sets, the CSV loader and the scikit-learn loaders; the DATASETS table.
+"""Built-in data sets, the CSV loader and the scikit-learn loaders; the DATASETS registry.
 
+Each entry of ``DATASETS`` carries its parameters, their defaults and a description; the
+config schema and ``nnrun datasets`` are derived from it, so a new data set is one entry.
 Every generator is deterministic given its parameters: randomness comes only from
 ``np.random.default_rng(shuffle_seed)``. A data set is returned as class labels (or
 regression targets); how they are encoded depends on the variant's output and lives in
@@ -19,8 +21,11 @@ from typing import Callable
 
 import numpy as np
 
+from nnrun.errors import NnrunError, hint
+from nnrun.registry import REQUIRED, Param, resolve
 
-class DataError(ValueError):
+
+class DataError(NnrunError):
     """Bad input data: the message names the file or parameter and what was expected."""
 
 
@@ -78,20 +83,20 @@ def _truth_table(fn: Callable[[np.ndarray], np.ndarray], n_bits: int) -> tuple[n
     return X, fn(X).astype(int)
 
 
-def parity(n_bits: int = 3, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def parity(n_bits: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """All 2^n_bits bit strings in counting order; target 1 when the number of ones is odd."""
     return _truth_table(lambda X: X.sum(axis=1) % 2, n_bits)
 
 
-def and_(n_bits: int = 2, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def and_(n_bits: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     return _truth_table(lambda X: X.min(axis=1), n_bits)
 
 
-def or_(n_bits: int = 2, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def or_(n_bits: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     return _truth_table(lambda X: X.max(axis=1), n_bits)
 
 
-def moons(n_samples: int = 200, noise: float = 0.1, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def moons(n_samples: int, noise: float, shuffle_seed: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (as scikit-learn's make_moons), Gaussian noise added."""
     rng = np.random.default_rng(shuffle_seed)
     n_out = n_samples // 2
@@ -108,7 +113,7 @@ def moons(n_samples: int = 200, noise: float = 0.1, shuffle_seed: int = 0, **_: 
     return X + rng.normal(scale=noise, size=X.shape), y
 
 
-def circles(n_samples: int = 200, noise: float = 0.1, factor: float = 0.5, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def circles(n_samples: int, noise: float, factor: float, shuffle_seed: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """A small circle (class 1) inside a large one (class 0)."""
     rng = np.random.default_rng(shuffle_seed)
     n_out = n_samples // 2
@@ -120,7 +125,7 @@ def circles(n_samples: int = 200, noise: float = 0.1, factor: float = 0.5, shuff
     return X + rng.normal(scale=noise, size=X.shape), y
 
 
-def spirals(n_samples: int = 200, noise: float = 0.1, classes: int = 2, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def spirals(n_samples: int, noise: float, classes: int, shuffle_seed: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """`classes` interleaved spiral arms, each one and a half turns."""
     rng = np.random.default_rng(shuffle_seed)
     y = np.arange(n_samples) % classes
@@ -130,7 +135,7 @@ def spirals(n_samples: int = 200, noise: float = 0.1, classes: int = 2, shuffle_
     return X + rng.normal(scale=noise * 0.1, size=X.shape), y
 
 
-def blobs(n_samples: int = 200, noise: float = 1.0, classes: int = 2, n_features: int = 2, shuffle_seed: int = 0, **_: object) -> tuple[np.ndarray, np.ndarray]:
+def blobs(n_samples: int, noise: float, classes: int, n_features: int, shuffle_seed: int, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """Isotropic Gaussian blobs (std `noise`) around centres drawn in [−5, 5]^n_features."""
     rng = np.random.default_rng(shuffle_seed)
     centres = rng.uniform(-5, 5, size=(classes, n_features))
@@ -210,46 +215,10 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "xor": xor,
-    "parity": parity,
-    "and": and_,
-    "or": or_,
-    "moons": moons,
-    "circles": circles,
-    "spirals": spirals,
-    "blobs": blobs,
-    "digits": _sklearn("digits"),
-    "iris": _sklearn("iris"),
-    "breast_cancer": _sklearn("breast_cancer"),
-    "wine": _sklearn("wine"),
-}
-# Data sets that come with their own train/test split: (X, y, X_test, y_test).
-OWN_SPLIT: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {"mnist1d": mnist1d_arrays}
-# Data sets whose features are standardised (mean 0, sd 1, from the training split).
-STANDARDISED = {"iris", "breast_cancer", "wine"}
-DATASETS = tuple(GENERATORS) + tuple(OWN_SPLIT) + ("csv",)
-DESCRIPTIONS = {
-    "xor": "the seed's XOR: 4 × 2, binary",
-    "parity": "n_bits-bit parity: 2^n_bits × n_bits, binary",
-    "and": "n_bits-input AND: 2^n_bits × n_bits, binary",
-    "or": "n_bits-input OR: 2^n_bits × n_bits, binary",
-    "moons": "two half moons: n_samples × 2, binary",
-    "circles": "two concentric circles: n_samples × 2, binary",
-    "spirals": "interleaved spirals: n_samples × 2, `classes` classes",
-    "blobs": "Gaussian blobs: n_samples × n_features, `classes` classes",
-    "csv": "your CSV file: features = all columns but `target`",
-    "digits": "8×8 digits (scikit-learn): 1797 × 64, 10 classes, pixels in [0, 1]",
-    "iris": "iris (scikit-learn): 150 × 4, 3 classes, standardised",
-    "breast_cancer": "breast cancer (scikit-learn): 569 × 30, binary, standardised",
-    "wine": "wine (scikit-learn): 178 × 13, 3 classes, standardised",
-    "mnist1d": "MNIST-1D (mnist1d package, generated offline): 4000 train + 1000 test × 40, 10 classes, its own split",
-}
-
 # ----------------------------------------------------------------------------- csv
 
 
-def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
+def read_csv(path: Path | str, target: str, task: str = "auto") -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
     """Features (other columns, file order), labels and class names from a CSV file."""
     import pandas as pd
 
@@ -314,6 +283,73 @@ def read_csv(path: Path, target: str, task: str = "auto") -> tuple[np.ndarray, n
     return X, y.map(index).to_numpy(dtype=int), tuple(map(str, classes)), names
 
 
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data set nnrun knows by name: how to make it, what it is, the parameters it takes.
+
+    ``make(shuffle_seed=…, **params)`` returns (X, labels); with ``own_split`` it takes no
+    arguments and returns (X, labels, X_test, labels_test), the data set's own split.
+    With ``from_file``, ``make(task=…, **params)`` reads the user's file and returns (X,
+    labels, class names, feature names). ``standardised``: its features are standardised
+    unless the config says otherwise.
+    """
+
+    name: str
+    description: str
+    make: Callable[..., tuple]
+    params: tuple[Param, ...] = ()
+    own_split: bool = False
+    from_file: bool = False
+    standardised: bool = False
+
+
+def _n_bits(default: int) -> Param:
+    return Param("n_bits", int, default, "input bits", ge=1, le=16)
+
+
+def _noise(default: float) -> Param:
+    return Param("noise", float, default, "standard deviation of the Gaussian noise", ge=0)
+
+
+N_SAMPLES = Param("n_samples", int, 200, "samples generated", ge=2, le=1_000_000)
+CLASSES = Param("classes", int, 2, "classes", ge=2, le=100)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("xor", "the seed's XOR: 4 × 2, binary", xor),
+        Dataset("parity", "n_bits-bit parity: 2^n_bits × n_bits, binary", parity, (_n_bits(3),)),
+        Dataset("and", "n_bits-input AND: 2^n_bits × n_bits, binary", and_, (_n_bits(2),)),
+        Dataset("or", "n_bits-input OR: 2^n_bits × n_bits, binary", or_, (_n_bits(2),)),
+        Dataset("moons", "two half moons: n_samples × 2, binary", moons, (N_SAMPLES, _noise(0.1))),
+        Dataset(
+            "circles", "two concentric circles: n_samples × 2, binary", circles,
+            (N_SAMPLES, _noise(0.1), Param("factor", float, 0.5, "the inner circle's radius (the outer's is 1)", gt=0, lt=1)),
+        ),
+        Dataset("spirals", "interleaved spirals: n_samples × 2, `classes` classes", spirals, (N_SAMPLES, _noise(0.1), CLASSES)),
+        Dataset(
+            "blobs", "Gaussian blobs: n_samples × n_features, `classes` classes", blobs,
+            (N_SAMPLES, _noise(1.0), CLASSES, Param("n_features", int, 2, "features (dimensions)", ge=1, le=1000)),
+        ),
+        Dataset("digits", "8×8 digits (scikit-learn): 1797 × 64, 10 classes, pixels in [0, 1]", _sklearn("digits")),
+        Dataset("iris", "iris (scikit-learn): 150 × 4, 3 classes, standardised", _sklearn("iris"), standardised=True),
+        Dataset("breast_cancer", "breast cancer (scikit-learn): 569 × 30, binary, standardised", _sklearn("breast_cancer"), standardised=True),
+        Dataset("wine", "wine (scikit-learn): 178 × 13, 3 classes, standardised", _sklearn("wine"), standardised=True),
+        Dataset(
+            "mnist1d", "MNIST-1D (mnist1d package, generated offline): 4000 train + 1000 test × 40, 10 classes, its own split",
+            mnist1d_arrays, own_split=True,
+        ),
+        Dataset(
+            "csv", "your CSV file: features = all columns but `target`; dataset.task says how to read the target", read_csv,
+            (Param("path", str, REQUIRED, "the CSV file"), Param("target", str, REQUIRED, "the label column")), from_file=True, standardised=True,
+        ),
+    )
+}  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- assembly
 
 
@@ -341,34 +377,30 @@ def load(
     test_fraction: float = 0.0,
     shuffle_seed: int = 0,
     standardize: bool | None = None,
-    path: Path | None = None,
-    target: str | None = None,
     task: str = "auto",
     **params: object,
 ) -> Data:
-    """Build a data set; the test split, standardisation and bias column are applied here."""
-    if name == "csv":
-        if path is None or not target:
-            raise DataError("dataset csv needs dataset.path (the CSV file) and dataset.target (the label column)")
-        X, labels, classes, names = read_csv(Path(path), target, task)
+    """Build the data set ``DATASETS[name]`` with ``params`` over its defaults (None: not
+    given); the test split, standardisation and bias column are applied here."""
+    if name not in DATASETS:
+        raise DataError(f"no dataset {name!r}{hint(name, DATASETS)}; `nnrun datasets` lists them")
+    entry = DATASETS[name]
+    values = resolve(entry.params, params, f"dataset {name!r}", DataError)
+    if entry.from_file:
+        X, labels, classes, names = entry.make(task=task, **values)
         X_test = labels_test = None
-        if standardize is None:
-            standardize = True
     else:
-        given = {k: v for k, v in params.items() if v is not None}
-        if name in OWN_SPLIT:
+        if entry.own_split:
             if test_fraction > 0:
                 raise DataError(f"dataset.test_fraction: {name!r} comes with its own train/test split; remove test_fraction (got {test_fraction})")
-            X, labels, X_test, labels_test = OWN_SPLIT[name]()
+            X, labels, X_test, labels_test = entry.make()
         else:
-            X, labels = GENERATORS[name](shuffle_seed=shuffle_seed, **given)
+            X, labels = entry.make(shuffle_seed=shuffle_seed, **values)
             X_test = labels_test = None
         classes = tuple(str(c) for c in range(int(labels.max()) + 1))
         if len(classes) == 1:
             classes = ("0", "1")
         names = tuple(f"x{i}" for i in range(X.shape[1]))
-        if standardize is None:
-            standardize = name in STANDARDISED
     if test_fraction > 0:
         train_idx, test_idx = stratified_split(labels if classes is not None else np.zeros(len(X)), test_fraction, shuffle_seed, classes is not None)
         if len(train_idx) == 0 or len(test_idx) == 0:
@@ -377,7 +409,7 @@ def load(
                 "use a larger fraction or more samples, or 0 for no test split"
             )
         X, X_test, labels, labels_test = X[train_idx], X[test_idx], labels[train_idx], labels[test_idx]
-    if standardize:
+    if entry.standardised if standardize is None else standardize:
         mean, std = X.mean(axis=0), X.std(axis=0)
         std[std == 0] = 1.0
         X = (X - mean) / std

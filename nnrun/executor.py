@@ -23,6 +23,8 @@ from nnrun import signals
 from nnrun.config import Cell, Config, ConfigError, cells
 from nnrun.datasets import Data, DataError
 from nnrun.engine import TrainSpec, init_params, train
+from nnrun.errors import UsageError, hint
+from nnrun.registry import Param
 
 # Memory a chunk may use while training (bytes); chunks never hold more runs than this allows.
 CHUNK_BYTES = 256 * 2**20
@@ -136,22 +138,12 @@ def _data_or_none(config: Config) -> Data | None:
 
 @functools.lru_cache(maxsize=8)
 def _load_data_cached(dataset_json: str) -> Data:
+    """The data set a config's ``dataset`` section (as JSON) describes: every key it sets is
+    passed on, so a parameter the registry adds needs nothing here."""
     import json
 
-    d = json.loads(dataset_json)
-    name = d.pop("name")
-    params = {k: d.pop(k) for k in list(d) if k in ("n_bits", "n_samples", "noise", "factor", "classes", "n_features")}
-    return ds.load(
-        name,
-        bias_column=d["bias_column"],
-        test_fraction=d["test_fraction"],
-        shuffle_seed=d["shuffle_seed"],
-        standardize=d.get("standardize"),
-        path=Path(d["path"]) if d.get("path") else None,
-        target=d.get("target"),
-        task=d.get("task", "auto"),
-        **{k: v for k, v in params.items() if v is not None},
-    )
+    given = {k: v for k, v in json.loads(dataset_json).items() if v is not None}
+    return ds.load(given.pop("name"), **given)
 
 
 def load_data(config: Config) -> Data:
@@ -314,7 +306,9 @@ def _pool_context():
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
 
 
-def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waiting: Callable[[], None] | None = None) -> Iterator[tuple[Chunk, dict]]:
+def iter_local(
+    config_json: str, chunks: list[Chunk], workers: int, *, while_waiting: Callable[[], None] | None = None, **_: object
+) -> Iterator[tuple[Chunk, dict]]:
     """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool.
 
     Starting the pool and submitting happen with signals deferred (a worker forked while a
@@ -346,12 +340,12 @@ def iter_local(config_json: str, chunks: list[Chunk], workers: int, while_waitin
                 p.kill()
 
 
-def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: str | None) -> Iterator[tuple[Chunk, dict]]:
+def iter_dask(config_json: str, chunks: list[Chunk], workers: int, *, scheduler: str | None = None, **_: object) -> Iterator[tuple[Chunk, dict]]:
     """Yield (chunk, result) from a Dask cluster: ``scheduler``'s, or a local one."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
-        raise ConfigError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
+        raise UsageError("--executor dask needs the 'dask' extra: pip install 'nnrun[dask]'") from None
     cluster = None
     try:
         with signals.deferred():  # a cluster half started by a signal would be nobody's to close
@@ -359,7 +353,7 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: st
                 try:
                     client = Client(scheduler, timeout="10s")
                 except (OSError, TimeoutError) as exc:
-                    raise ConfigError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
+                    raise UsageError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there ({exc})") from None
             else:
                 # Its worker processes exit when this process dies (Dask's parent-alive pipe).
                 cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
@@ -377,12 +371,50 @@ def iter_dask(config_json: str, chunks: list[Chunk], workers: int, scheduler: st
             cluster.close()
 
 
+@dataclass(frozen=True)
+class Executor:
+    """Where chunks are trained: ``run(config_json, chunks, workers, scheduler=…,
+    while_waiting=…)`` yields (chunk, result) as chunks finish, taking the keyword options it
+    uses; ``params`` are the command-line options it reads."""
+
+    name: str
+    description: str
+    run: Callable[..., Iterator[tuple[Chunk, dict]]]
+    params: tuple[Param, ...] = ()
+
+    def takes(self, option: str) -> bool:
+        return any(p.name == option for p in self.params)
+
+
+WORKERS = Param("workers", int, None, "worker processes (--workers; default: all cores)", ge=1)
+EXECUTORS: dict[str, Executor] = {
+    e.name: e
+    for e in (
+        Executor("local", "this machine's processes: a process pool, or inline for one worker", iter_local, (WORKERS,)),
+        Executor(
+            "dask", "a Dask cluster: --scheduler's, or a local one of --workers processes (the 'dask' extra)",
+            iter_dask,
+            (WORKERS, Param("scheduler", str, None, "address of a running Dask scheduler (--scheduler), e.g. tcp://host:8786")),
+        ),
+    )
+}  # fmt: skip
+
+
+def check_executor(name: str) -> Executor:
+    """The registry's entry for ``--executor name``; a UsageError listing them otherwise."""
+    if name not in EXECUTORS:
+        names = list(EXECUTORS)
+        listed = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise UsageError(f"--executor must be {listed}, got {name!r}{hint(name, names)}")
+    return EXECUTORS[name]
+
+
 def iterate(
     config_json: str, chunks: list[Chunk], *, workers: int, executor: str = "local", scheduler: str | None = None, while_waiting: Callable[[], None] | None = None
 ) -> Iterator[tuple[Chunk, dict]]:
-    """(chunk, result) pairs as chunks finish; ``while_waiting`` runs once work is out."""
-    if executor == "dask" or scheduler:
-        return iter_dask(config_json, chunks, workers, scheduler)
-    return iter_local(config_json, chunks, workers, while_waiting)
-
-
+    """(chunk, result) pairs as chunks finish; ``while_waiting`` runs once work is out. A
+    ``scheduler`` address picks an executor that takes one when ``executor`` does not."""
+    entry = check_executor(executor)
+    if scheduler and not entry.takes("scheduler"):
+        entry = next(e for e in EXECUTORS.values() if e.takes("scheduler"))
+    return entry.run(config_json, chunks, workers, scheduler=scheduler, while_waiting=while_waiting)

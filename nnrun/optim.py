@@ -3,15 +3,20 @@
 Each parameter is an array whose last index is the run (its memory may be in either
 order: the updates are element-wise); ``lr`` has shape ``(runs,)`` and broadcasts
 against it, so every run of a batch has its own learning rate. A run whose ``lr`` is 0
-is frozen: its weights do not move.
+is frozen: its weights do not move. ``OPTIMIZERS`` is the registry: each entry carries
+its arguments with their defaults and a description, from which the config schema is
+derived.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
+
+from nnrun.registry import Param, resolve
 
 
 def _rate_like(lr: np.ndarray, x: np.ndarray, cache: dict, key) -> np.ndarray:
@@ -64,7 +69,7 @@ class SGD:
 class Momentum:
     """v ← βv + g, w ← w − lr·v (torch.optim.SGD with momentum, no dampening or Nesterov)."""
 
-    def __init__(self, params: Sequence[np.ndarray], beta: float = 0.9) -> None:
+    def __init__(self, params: Sequence[np.ndarray], beta: float) -> None:
         self.t = 0
         self.beta = beta
         self.v = [np.zeros_like(w) for w in params]
@@ -88,7 +93,7 @@ class Adam:
     """torch.optim.Adam: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
     w ← w − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε)."""
 
-    def __init__(self, params: Sequence[np.ndarray], beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+    def __init__(self, params: Sequence[np.ndarray], beta1: float, beta2: float, eps: float) -> None:
         self.t = 0
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = [np.zeros_like(w) for w in params]
@@ -111,4 +116,39 @@ class Adam:
         self.v = [v[..., keep] for v in self.v]
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimiser nnrun knows by name: its update rule ``make``, what it is, its arguments.
+    Calling the entry builds the rule with the arguments given over the defaults."""
+
+    name: str
+    description: str
+    make: Callable[..., object]
+    params: tuple[Param, ...] = ()
+
+    def __call__(self, params: Sequence[np.ndarray], **args: float):
+        return self.make(params, **resolve(self.params, args, f"optimizer {self.name!r}"))
+
+
+def _decay(name: str, default: float, description: str) -> Param:
+    return Param(name, float, default, description, ge=0, lt=1)
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    o.name: o
+    for o in (
+        Optimizer("sgd", "plain gradient descent, w ← w − lr·g, as the seed (torch.optim.SGD)", SGD),
+        Optimizer(
+            "momentum", "heavy-ball momentum, v ← βv + g, w ← w − lr·v (torch.optim.SGD with momentum)", Momentum,
+            (_decay("beta", 0.9, "momentum factor β (PyTorch users' usual 0.9)"),),
+        ),
+        Optimizer(
+            "adam", "Adam with bias correction (torch.optim.Adam)", Adam,
+            (
+                _decay("beta1", 0.9, "decay β₁ of the gradient's running mean (torch.optim.Adam's)"),
+                _decay("beta2", 0.999, "decay β₂ of the squared gradient's running mean (torch.optim.Adam's)"),
+                Param("eps", float, 1e-8, "ε added to the denominator (torch.optim.Adam's)", gt=0),
+            ),
+        ),
+    )
+}  # fmt: skip

@@ -22,6 +22,8 @@ from typing import IO, TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
+from nnrun.errors import NnrunError
+
 if TYPE_CHECKING:  # pandas is imported where it is used: the workers start before it loads
     import pandas as pd
 
@@ -42,7 +44,7 @@ os.umask(UMASK)
 STATUSES = ("running", "complete", "partial")  # running: a live nnrun holds nnrun.lock, or it was killed
 
 
-class ResultsError(ValueError):
+class ResultsError(NnrunError):
     """A results directory that cannot be read or written as asked."""
 
 

@@ -257,7 +257,7 @@ CASES: list[Case] = [
     config("sweep-not-a-list", tiny(sweep={"model.hidden": 4}), "bad.yaml", "sweep.model.hidden", "list"),
     config("sweep-empty-list", tiny(sweep={"model.hidden": []}), "bad.yaml", "sweep.model.hidden", "non-empty list"),
     config("sweep-into-a-leaf", tiny(sweep={"training.epochs.max": [1, 2]}), "bad.yaml", "sweep.training.epochs.max", "unknown sweep axis"),
-    options("executor-unknown", ["--executor", "spark", "--out", "out"], "--executor", "local or dask", "'spark'", command="train"),
+    options("executor-unknown", ["--executor", "spark", "--out", "out"], "--executor must be local", "dask", "'spark'", command="train"),
     # ------------------------------------------------------------------ data
     data("csv-missing", None, "data.csv", "no such file", "dataset.path"),
     Case("csv-is-a-directory", lambda ctx: ((ctx.tmp / "folder").mkdir(), ctx.write("exp.yaml", tiny(dataset={"name": "csv", "path": "folder", "target": "label"})), ["validate", "exp.yaml"])[-1],
