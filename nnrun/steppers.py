@@ -101,7 +101,7 @@ class MinibatchStepper:
     def __init__(self, spec, X: np.ndarray, Y: np.ndarray, Ws, bs, seeds: np.ndarray, runs_first: bool) -> None:
         self.spec, self.X, self.Y, self.runs_first = spec, X, Y, runs_first
         self._store(Ws, bs)
-        self.opt = OPTIMIZERS[spec.optimizer](_params(self.Ws, self.bs), **dict(spec.optimizer_args))
+        self.opt = OPTIMIZERS[spec.optimizer](self.params, **dict(spec.optimizer_args))
         self.rngs = [np.random.default_rng([int(s), 1]) for s in seeds]
         self.keys = None
 
@@ -110,6 +110,7 @@ class MinibatchStepper:
             Ws = [runs_first_storage(W) for W in Ws]
             bs = [None if b is None else runs_first_storage(b) for b in bs]
         self.Ws, self.bs = Ws, bs
+        self.params = _params(Ws, bs)
 
     def outputs(self) -> tuple[np.ndarray, np.ndarray]:
         zs, acts = forward(self.Ws, self.bs, self.X, self.spec.activation, self.spec.variant)
@@ -127,7 +128,7 @@ class MinibatchStepper:
             Yb = np.take(self.Y, idx, axis=0).transpose(1, 2, 0)
             zs, acts = forward(self.Ws, self.bs, Xb, spec.activation, spec.variant)
             gW, gb = backward(self.Ws, zs, acts, Yb, spec.activation, spec.variant, scale, self.bs)
-            self.opt.step(_params(self.Ws, self.bs), _params(gW, gb), lr)
+            self.opt.step(self.params, _params(gW, gb), lr)
 
     def compact(self, keep: np.ndarray) -> None:
         self._store([W[..., keep] for W in self.Ws], [None if b is None else b[..., keep] for b in self.bs])

@@ -32,12 +32,14 @@ def rsum(x: Array, axis: int, keepdims: bool = False) -> Array:
 
     NumPy sums the axis that is innermost in memory pairwise but a strided one sequentially,
     so a plain ``x.sum(axis)`` can round differently when the run axis has length 1. Summing
-    an axis that is contiguous in memory (moved last and copied if it is not) makes every
-    run's sum the same whatever the batch.
+    an axis that is contiguous in memory (copied innermost if it is not, the other axes
+    keeping their memory order, which the result then has too) makes every run's sum the
+    same whatever the batch.
     """
     if x.strides[axis] == x.itemsize and min(x.strides) > 0:  # already innermost: no copy
         return x.sum(axis=axis, keepdims=keepdims)
-    y = np.ascontiguousarray(np.moveaxis(x, axis, -1)).sum(axis=-1)
+    others = sorted((k for k in range(x.ndim) if k != axis), key=lambda k: -abs(x.strides[k]))  # outermost first
+    y = np.ascontiguousarray(x.transpose(others + [axis])).sum(axis=-1).transpose(np.argsort(others))
     return np.expand_dims(y, axis) if keepdims else y
 
 # ----------------------------------------------------------------------------- hidden
