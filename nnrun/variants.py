@@ -177,17 +177,19 @@ def delta_softmax_jacobian(z: Array, a: Array, y: Array) -> Array:
 
 @dataclass(frozen=True)
 class Delta:
-    """An output-delta rule: ``fn(z, a, y)`` and its formula. A rule is known by its name:
-    Mitchell's formula is one rule whether it is exact (sigmoid + mse) or forced (softmax)."""
+    """An output-delta rule: ``fn(z, a, y)``, its formula and what it is. A rule is known by
+    its name: Mitchell's formula is one rule whether it is exact (sigmoid + mse) or forced
+    (softmax)."""
 
     name: str
     fn: Callable[[Array, Array, Array], Array]
     formula: str
+    description: str
 
 
-A_MINUS_Y = Delta("a_minus_y", delta_a_minus_y, "a − y")
-TIMES_DERIVATIVE = Delta("times_derivative", delta_times_derivative, "(a − y)·a(1 − a)")
-SOFTMAX_JACOBIAN = Delta("softmax_jacobian", delta_softmax_jacobian, "a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ)")
+A_MINUS_Y = Delta("a_minus_y", delta_a_minus_y, "a − y", "Ng's: the output error itself")
+TIMES_DERIVATIVE = Delta("times_derivative", delta_times_derivative, "(a − y)·a(1 − a)", "Mitchell's: the output error times the sigmoid's slope")
+SOFTMAX_JACOBIAN = Delta("softmax_jacobian", delta_softmax_jacobian, "a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ)", "the output error through the softmax Jacobian")
 DELTAS: dict[str, Delta] = {d.name: d for d in (A_MINUS_Y, TIMES_DERIVATIVE, SOFTMAX_JACOBIAN)}
 
 # The true dL/dz for each (output, loss) pair: `delta: exact` looks itself up here.
@@ -271,6 +273,11 @@ class Variant:
     def delta_formula(self) -> str:
         """The rule's formula as the variant names it (a forced rule by its textbook form)."""
         return self.delta_rule.formula if self.delta == "exact" else DELTAS[self.delta].formula
+
+    @property
+    def formula(self) -> str:
+        """Output, loss and delta in one line: ``a = σ(z); L = ½Σ(a − y)²; δ = a − y``."""
+        return f"{OUTPUT_FORMULAS[self.output]}; L = {self.loss_formula}; δ = {self.delta_formula}"
 
 
 VARIANTS: dict[str, Variant] = {

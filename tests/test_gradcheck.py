@@ -51,6 +51,15 @@ def test_default_config_json():
         assert v["sizes"] == [3, 4, 1]
 
 
+def test_every_variant_and_delta_rule_describes_itself():
+    """One line of words and the formula, for `nnrun variants` to list."""
+    for v in VARIANTS.values():
+        assert v.description and "\n" not in v.description
+        assert v.formula.endswith(f"L = {v.loss_formula}; δ = {v.delta_formula}")
+    for rule in variants.DELTAS.values():
+        assert rule.description and "\n" not in rule.description and rule.formula
+
+
 def test_mismatches_fail_and_are_explained(write_config):
     """A forced delta fails against the loss it names; that is reported, not a failed check (exit code 1 is for exact variants only)."""
     path = write_config(variants=["ce", "mse", "ng-on-mse", "mitchell-on-ce"])
