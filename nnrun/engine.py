@@ -239,6 +239,8 @@ def _train(spec, X, Y, Ws, bs, lr, seeds, X_test, Y_test, speedups: Speedups) ->
 
 
 def _stepper(spec: TrainSpec, X, Y, Ws, bs, seeds, speedups: Speedups):
+    """How this block's epochs are computed: the one place a way is chosen (a compiled
+    backend would be one more stepper here, with the same three methods)."""
     sizes = [X.shape[1]] + [W.shape[1] for W in Ws]
     if spec.batch_size is not None and spec.batch_size < len(X):
         return MinibatchStepper(spec, X, Y, Ws, bs, seeds, runs_first=speedups.runs_first and runs_first_pays(spec.batch_size, sizes))

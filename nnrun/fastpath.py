@@ -136,20 +136,20 @@ class FullBatchKernel:
         self.scale = dt.type(1.0 / n) if spec.reduction == "mean" else None
         self.times_derivative = spec.variant.delta_rule.name == "times_derivative"
         self.layers = len(Ws)
-        e = lambda *s: np.empty(s, dtype=dt)  # noqa: E731
-        self.a = [None] + [e(n, W.shape[1], R) for W in Ws]  # activations (a[0] is X)
-        self.sigmoid_prime = [None] + [e(n, W.shape[1], R) for W in Ws[:-1]]  # a(1 − a) of hidden layers
-        self.term = [e(n, W.shape[1], R) for W in Ws]  # one product of a contraction
-        self.delta = [e(n, W.shape[1], R) for W in Ws]
+        empty = lambda *shape: np.empty(shape, dtype=dt)  # noqa: E731
+        self.a = [None] + [empty(n, W.shape[1], R) for W in Ws]  # activations (a[0] is X)
+        self.sigmoid_prime = [None] + [empty(n, W.shape[1], R) for W in Ws[:-1]]  # a(1 − a) of hidden layers
+        self.term = [empty(n, W.shape[1], R) for W in Ws]  # one product of a contraction
+        self.delta = [empty(n, W.shape[1], R) for W in Ws]
         self.gW_term = [np.empty_like(W) for W in Ws]  # one sample's term of gW
-        self.error = e(n, Ws[-1].shape[1], R)
-        self.abs_error = e(n, Ws[-1].shape[1], R)
-        self.zero_z = e(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
-        self.max_error = e(R)
-        self.z_out = e(n, Ws[-1].shape[1], R)
+        self.error = empty(n, Ws[-1].shape[1], R)
+        self.abs_error = empty(n, Ws[-1].shape[1], R)
+        self.zero_z = empty(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
+        self.max_error = empty(R)
+        self.z_out = empty(n, Ws[-1].shape[1], R)
         # Products of a whole contraction in one call, (n, in, out, R), then summed in the
         # loop's order: the same products and additions as the loop, in fewer NumPy calls.
-        self.products = [e(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
+        self.products = [empty(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
         self.products_by_input = [None if p is None else p.reshape(W.shape[0], n, W.shape[1], R) for p, W in zip(self.products, Ws)]  # (in, n, out, R)
         # Sparse plans for the shared input (it is the same for every run): per sample, the
         # first layer's (input, coefficient) terms that are not exactly 0, in the summation
