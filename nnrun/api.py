@@ -1,8 +1,9 @@
 """The one execution path shared by `nnrun train`, `nnrun sweep` and `nnrun.run()`.
 
-Creates (or resumes) a results directory, runs the missing chunks on the chosen executor,
-journals each as it finishes, and assembles runs.csv, curves.npz, weights.npz,
-summary.csv and comparison.csv from the journal.
+``execute`` creates (or resumes) a results directory, trains the missing chunks on the
+chosen executor round by round (a learning-rate search adds rounds), journals each chunk
+as it finishes, and has ``nnrun.results`` assemble the results files from the journal;
+the statistics tables are computed here. ``load`` reads an experiment back.
 """
 
 from __future__ import annotations
@@ -11,25 +12,21 @@ import functools
 import json
 import os
 import shlex
-import shutil
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
-import numpy as np
 import yaml
 
-from nnrun import ARITHMETIC, __version__
-from nnrun import locks, signals
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, read_config
+from nnrun import signals
+from nnrun.config import Config, ConfigError
 from nnrun.config import load as load_config
 from nnrun.executor import Plan, iterate, layer_sizes, load_data, load_init_file, plan as make_plan
-from nnrun.results import ResultsError
 
 if TYPE_CHECKING:  # pandas and scipy load while the workers train (see execute)
     import pandas as pd
@@ -91,7 +88,7 @@ class RunResult:
 
     @functools.cached_property
     def runs(self) -> pd.DataFrame:
-        if self.status != "complete" and not (self.path / "runs.csv").exists():
+        if self.status != "complete" and not rs.has_runs(self.path):
             return _empty_frame()  # interrupted before its first rows were written
         return rs.read_runs(self.path)
 
@@ -105,8 +102,8 @@ def load(directory: str | Path) -> RunResult:
     """
     directory = Path(directory)
     manifest = rs.read_manifest(directory)
-    tables = [rs.read_table(directory / f"{name}.csv") for name in ("summary", "comparison", "tuned")]
-    return RunResult(directory, read_config(directory), *tables, manifest=manifest)
+    tables = [rs.read_table(directory, name) for name in ("summary", "comparison", "tuned")]
+    return RunResult(directory, rs.read_config(directory), *tables, manifest=manifest)
 
 
 def default_config() -> dict:
@@ -114,96 +111,13 @@ def default_config() -> dict:
     return yaml.safe_load(resources.files("nnrun").joinpath("defaults/xor.yaml").read_text(encoding="utf-8"))
 
 
-def results_dir(config: Config, root: Path = Path("results")) -> Path:
-    """results/<name>/<UTC timestamp>-<config hash8>; the name is validated to stay inside."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = root / config.name / f"{stamp}-{config.sha256()[:8]}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / config.name / f"{stamp}-{config.sha256()[:8]}-{n}"
-    return path
-
-
-def axis_columns(config: Config) -> list[str]:
-    return list(config.sweep)
-
-
-def _cell_value(value):
-    return value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
-
-
-def chunk_frame(p: Plan, chunk, result: dict | None = None) -> pd.DataFrame:
-    """A chunk's rows: identity columns, sweep axes, and (given a result) its outcomes."""
-    import pandas as pd
-
-    v = p.config.variant_objects()[chunk.variant]
-    lrs, seeds = chunk.lrs_seeds(p.cells[chunk.cell].config)
-    frame = pd.DataFrame(
-        {
-            "run_id": chunk.run_ids,
-            "round": chunk.round,
-            "variant": v.name,
-            "output": v.output,
-            "loss": v.loss,
-            "delta": v.delta,
-            "learning_rate": lrs,
-            "seed": seeds,
-        }
-    )
-    for key, value in p.cells[chunk.cell].axes:
-        frame[key] = _cell_value(value)
-    if result is not None:
-        for key, values in _scalar_columns(result).items():
-            frame[key] = values
-        frame["epochs_to_converge"] = frame["epochs_to_converge"].where(frame["converged"]).astype("Int64")
-        frame = frame.reindex(columns=_column_order(p))
-    return frame
-
-
-def _column_order(p: Plan) -> list[str]:
-    """runs.csv's columns; test metrics when any cell holds a test split (NaN elsewhere)."""
-    finals = FINAL_ORDER if any(c.config.dataset.has_test_split() for c in p.cells) else FINAL_ORDER[:4]
-    return rs.ID_COLUMNS + axis_columns(p.config) + ["converged", "epochs_to_converge", "epochs_run", "diverged"] + finals
-
-
-def _scalar_columns(result: dict) -> dict:
-    keep = ["converged", "epochs_to_converge", "epochs_run", "diverged"]
-    keep += [k for k in result if k.startswith("final_")]
-    return {k: result[k] for k in keep}
-
-
-FINAL_ORDER = ["final_ce", "final_mse", "final_accuracy", "final_max_error", "final_test_accuracy", "final_test_ce", "final_test_mse", "final_test_max_error"]
-
-
-def assemble(directory: Path, p: Plan, done: set[int], write_curves: bool = True) -> None:
-    """runs.csv (+ curves.npz, weights.npz) from the journal's finished chunks, streamed
-    chunk by chunk in run-id order: memory holds one chunk at a time, whatever the sweep."""
-    import pandas as pd
-
-    with rs.atomic_open(directory / "runs.csv", "w") as fh:
-        first = True
-        for chunk in p.chunks:
-            if chunk.id in done:
-                chunk_frame(p, chunk, rs.journal_read(directory, chunk.id, rs.per_run_scalars)).to_csv(fh, index=False, header=first, lineterminator="\n")
-                first = False
-        if first:
-            pd.DataFrame(columns=_column_order(p)).to_csv(fh, index=False, lineterminator="\n")
-    if write_curves and done:
-        _write_curves(directory, p, done)
-        if p.config.logging.save_weights:
-            _write_weights(directory, p, done)
-
-
-def cell_runs(directory: Path, p: Plan, done: set[int]):
-    """(cell config, its rows) for each sweep cell: statistics never span cells, so they are
-    computed one cell at a time and memory is bounded by the largest cell, not the sweep."""
-    import pandas as pd
-
+def preflight(p: Plan) -> None:
+    """Load every cell's data and init file once, so their errors come before any output."""
     for cell in p.cells:
-        chunks = [c for c in p.chunks if c.cell == cell.index and c.id in done]
-        if chunks:
-            yield cell.config, pd.concat([chunk_frame(p, c, rs.journal_read(directory, c.id, rs.per_run_scalars)) for c in chunks], ignore_index=True)
+        data = load_data(cell.config)
+        if cell.config.model.init.scheme == "file":
+            for variant in cell.config.variant_objects():
+                load_init_file(cell.config, layer_sizes(cell.config, data, variant.output))
 
 
 def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int], list[float]]:
@@ -217,7 +131,7 @@ def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int]
     names = [v.name for v in p.config.variant_objects()]
     metric = p.config.primary_metric()  # the search tunes on what the tables will compare
     out = {}
-    for cell, (config, runs) in zip(p.cells, cell_runs(directory, p, done)):
+    for cell, (config, runs) in zip(p.cells, rs.cell_runs(directory, p, done)):
         summary = stats.summarize(runs, [], metric, budget=config.training.epochs)
         for _, best in tuning.best_rates(runs, summary, [], metric).iterrows():
             tried = sorted(summary.loc[summary["variant"] == best["variant"], "learning_rate"])
@@ -227,53 +141,18 @@ def next_rates(directory: Path, p: Plan, done: set[int]) -> dict[tuple[int, int]
     return out
 
 
-def _write_curves(directory: Path, p: Plan, done: set[int]) -> None:
-    chunks = [c for c in p.chunks if c.id in done]
-    grid = np.unique(np.concatenate([rs.journal_read(directory, c.id, lambda k: k == "log_epochs")["log_epochs"] for c in chunks]))
-    n = sum(c.size for c in chunks)
-
-    def rows(metric: str):
-        for c in chunks:
-            j = rs.journal_read(directory, c.id, lambda k: k in ("log_epochs", f"curve_{metric}"))
-            block = np.full((c.size, len(grid)), np.nan, dtype=np.float32)
-            block[:, np.searchsorted(grid, j["log_epochs"])] = j[f"curve_{metric}"]
-            yield block
-
-    with rs.atomic_open(directory / "curves.npz") as fh:
-        out = rs.NpzStream(fh)
-        out.add("epoch", grid.shape, np.int64, [grid])
-        out.add("run_id", (n,), np.int64, [c.run_ids for c in chunks])
-        for metric in ("ce", "mse", "accuracy"):
-            out.add(metric, (n, len(grid)), np.float32, rows(metric))
-        out.close()
-
-
-def _write_weights(directory: Path, p: Plan, done: set[int]) -> None:
-    with rs.atomic_open(directory / "weights.npz") as fh:
-        out = rs.NpzStream(fh)
-        for c in p.chunks:
-            if c.id not in done:
-                continue
-            j = rs.journal_read(directory, c.id, lambda k: k.startswith("weights_"))
-            for key in sorted(j):
-                name = key.removeprefix("weights_")
-                for r, run_id in enumerate(c.run_ids):
-                    out.add(f"r{run_id}.{name}", j[key][r].shape, np.float64, [j[key][r]])
-        out.close()
-
-
-def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """summary.csv, comparison.csv, tuned.csv (each variant at its best learning rate) and
-    tuning_budget.csv (the expected best median for k random rates),
-    from ``cells``: (config, runs) pairs whose groups do not span pairs."""
+def tables(config: Config, cells) -> dict[str, pd.DataFrame]:
+    """summary, comparison, tuned (each variant at its best learning rate) and tuning_budget
+    (the expected best median for k random rates), from ``cells``: (config, runs) pairs
+    whose groups do not span pairs."""
     import pandas as pd
 
     from nnrun import stats, tuning
 
-    axes = axis_columns(config)
+    axes = rs.axis_columns(config)
     baseline = config.variant_objects()[0].name
     metric = config.primary_metric()
-    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "comparison": [], "tuned": [], "tuning_budget": []}
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in rs.TABLES}
     for cell_config, runs in cells:
         budget = cell_config.training.epochs
         summary = stats.summarize(runs, axes, metric, budget=budget)
@@ -282,41 +161,14 @@ def write_tables(directory: Path, config: Config, cells) -> tuple[pd.DataFrame, 
         parts["comparison"].append(stats.compare(runs, axes, baseline, metric, budget=budget, memo=memo))
         parts["tuned"].append(tuning.tuned(runs, summary, axes, baseline, metric, budget=budget, memo=memo))
         parts["tuning_budget"].append(tuning.tuning_budget(summary, axes))
-    tables = []
+    out = {}
     for name, frames in parts.items():
         frames = [f for f in frames if len(f)]
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        rs.write_csv(directory / f"{name}.csv", table)
-        tables.append(table)
-    return tables[0], tables[1], tables[2]  # tuning_budget.csv is for files and figures only
+        out[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return out
 
 
-def preflight(p: Plan) -> None:
-    """Load every cell's data and init file once, so their errors come before any output."""
-    for cell in p.cells:
-        data = load_data(cell.config)
-        if cell.config.model.init.scheme == "file":
-            for variant in cell.config.variant_objects():
-                load_init_file(cell.config, layer_sizes(cell.config, data, variant.output))
-
-
-def _check_resumable(out: Path, config: Config) -> dict:
-    manifest = rs.read_manifest(out)
-    stored = manifest.get("config_sha256")
-    if stored != config.sha256():
-        raise ConfigError(
-            f"{out}: cannot resume: it holds a run of a different config (sha256 {str(stored)[:12]}… there, "
-            f"{config.sha256()[:12]}… now). Resume with the same config and --set options, or choose a new --out"
-        )
-    arithmetic = manifest.get("arithmetic", 1)  # manifests before the field: revision 1
-    if manifest.get("status") != "complete" and arithmetic != ARITHMETIC:
-        raise ResultsError(
-            f"{out}: cannot resume: it was started by nnrun {manifest.get('nnrun', '?')}, whose results differ from this "
-            f"nnrun {__version__}'s in the last bits for some configs (arithmetic revision {arithmetic} there, "
-            f"{ARITHMETIC} here), so its rows would not match the new ones. Finish it with nnrun "
-            f"{manifest.get('nnrun', 'of that revision')}, or start again with a new --out"
-        )
-    return manifest
+# ----------------------------------------------------------------------------- execution
 
 
 def execute(
@@ -328,7 +180,7 @@ def execute(
     scheduler: str | None = None,
     resume: bool = False,
     command: list[str] | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[int, int, int, int], None] | None = None,
     root: Path = Path("results"),
     chunk_runs: int | None = None,
     config_path: Path | None = None,
@@ -343,170 +195,138 @@ def execute(
     command = command if command is not None else sys.argv
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR: the directory of the interrupted run")
-    out = out if out is not None else results_dir(config, root)
+    out = out if out is not None else rs.new_dir(root, config.name, config.sha256())
+    train = functools.partial(iterate, config.model_dump_json(), workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats)
     with signals.handled():
         try:
             signals.check()
         except KeyboardInterrupt:
             raise Interrupted(None, shlex.join(command), signum=signals.pending()) from None
-        if resume and (out / "manifest.json").is_file():  # (no manifest: _check_resumable says why)
-            try:
-                locks.acquire(out)
-            except locks.Locked as exc:
-                raise ResultsError(
-                    f"{out}: another nnrun (PID {exc.pid}) is running this experiment now; wait for it to finish (see `nnrun ls`) or stop it before resuming"
-                ) from None
-        try:
-            return _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path)
-        finally:
-            locks.release(out)
+        with rs.holding(out, resume):
+            session = _open(config, out, resume, workers, chunk_runs, command, config_path, progress)
+            if session is None:
+                return load(out)  # resumed a run that had completed
+            return session.run(train)
 
 
-def _create(out: Path, config: Config, manifest: dict) -> None:
-    """The results directory appears whole (config, manifest, lock) or not at all: it is built
-    under a hidden name beside ``out`` and renamed, so a kill at any moment strands nothing."""
-    import tempfile
-
-    if out.exists():  # an empty directory the user made: fill it in place, manifest first
-        try:
-            locks.acquire(out)
-        except locks.Locked as exc:
-            raise ResultsError(f"{out}: another nnrun (PID {exc.pid}) is starting a run there; choose another --out") from None
-        if (out / "manifest.json").exists():  # it won the race before we took the lock
-            locks.release(out)
-            rs.require_new_dir(out)
-        rs.remove_temporaries(out)
-        rs.write_json(out / "manifest.json", manifest)
-        rs.write_text(out / "config.yaml", config.dump_yaml())
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        os.chmod(tmp, 0o777 & ~rs.UMASK)  # mkdtemp makes 0700; results are ordinary folders
-        locks.acquire(tmp)
-        rs.write_json(tmp / "manifest.json", manifest)
-        rs.write_text(tmp / "config.yaml", config.dump_yaml())
-        os.rename(tmp, out)
-        locks.moved(tmp, out)
-    except BaseException:
-        locks.release(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _execute(config, out, workers, executor, scheduler, resume, command, progress, chunk_runs, config_path) -> RunResult:
+def _open(config: Config, out: Path, resume: bool, workers: int, chunk_runs: int | None, command: list[str], config_path: Path | None, progress) -> _Session | None:
+    """Plan the run and write its directory: new, or resumed from its journal (None: the
+    stored run is complete). Bad data or init files are reported before anything is written."""
     started = time.time()
     if resume:
-        manifest = _check_resumable(out, config)
-        if manifest.get("status") == "complete":
-            return load(out)
-        try:
-            p = make_plan(config, chunk_runs=int(manifest["chunk_runs"]))
-        except (KeyError, TypeError, ValueError):
-            raise ResultsError(f"{out / 'manifest.json'}: has no valid 'chunk_runs'; cannot tell which runs are done. Start a new --out") from None
-        rs.remove_temporaries(out)
+        manifest = rs.check_resumable(out, config)
+        if manifest["status"] == "complete":
+            return None
+        p = make_plan(config, chunk_runs=rs.stored_chunk_runs(out, manifest))
+        rs.remove_cut_writes(out)
         done = rs.journal_done(out)
-        prior_wall = float(manifest.get("wall_seconds") or 0.0)
     else:
-        rs.require_new_dir(out, " (add --resume to finish it)" if (out / "manifest.json").exists() else "")
+        rs.require_new_run_dir(out)
         p = make_plan(config, chunk_runs=chunk_runs, workers=workers)
-        done = set()
-        prior_wall = 0.0
-        manifest = {}
-    preflight(p)  # bad data or init files are reported before anything is written
-    manifest.update(
-        {
-            **rs.environment(),
-            **rs.provenance(command, config_path),
-            "config_sha256": config.sha256(),
-            "started": manifest.get("started", rs.now()),
-            "finished": None,
-            "status": "running",
-            "runs_total": p.n_runs,  # with a search: the runs of the rounds planned so far
-            "rounds": p.rounds,
-            "runs_done": sum(c.size for c in p.chunks if c.id in done),
-            "chunk_runs": p.chunk_runs,
-            "wall_seconds": prior_wall,
-        }
-    )
+        done, manifest = set(), {}
+    preflight(p)
+    rs.run_opening(manifest, config, p, done, command, config_path)
     if resume:
-        manifest.setdefault("resumed", []).append(rs.now())
-        rs.write_text(out / "config.yaml", config.dump_yaml())
-        rs.write_json(out / "manifest.json", manifest)
+        rs.mark_resumed(out, manifest, config)
     else:
-        _create(out, config, manifest)
+        rs.create(out, config, manifest)
+    return _Session(out, config, p, done, manifest, command, started, progress)
 
-    todo = [c for c in p.chunks if c.id not in done]
-    config_json = config.model_dump_json()
-    runs_done = manifest["runs_done"]
-    epochs_done = 0
-    last_flush = time.time()
-    flush_every = 10.0
-    if progress:
-        progress(runs_done, p.n_runs, 0, p.rounds)
 
-    def save(status: str) -> None:
-        complete = status == "complete"
-        assemble(out, p, done, write_curves=complete)
-        if complete:  # every results file exists before the manifest says so
-            tables.extend(write_tables(out, config, cell_runs(out, p, done)))
-        manifest.update(
-            status=status,
-            runs_done=runs_done,
-            wall_seconds=round(prior_wall + time.time() - started, 3),
-            finished=rs.now() if complete else None,
-        )
-        rs.write_json(out / "manifest.json", manifest)
+@dataclass
+class _Session:
+    """A run in progress: its plan so far (a search extends it), the chunks done, the counts
+    that progress reports, and the manifest that each save rewrites."""
 
-    def interrupted(status: str) -> Interrupted:
-        return Interrupted(out, shlex.join(_resume_command(command, out)), signum=signals.pending(), runs_done=runs_done, runs_total=p.n_runs, status=status)
+    out: Path
+    config: Config
+    plan: Plan
+    done: set[int]
+    manifest: dict
+    command: list[str]
+    started: float
+    progress: Callable[[int, int, int, int], None] | None = None
+    epochs_done: int = 0
+    flush_every: float = 10.0  # seconds between saves of a readable partial runs.csv
+    tables: dict = field(default_factory=dict)
 
-    tables: list[pd.DataFrame] = []
+    def __post_init__(self) -> None:
+        self.prior_wall = self.manifest["wall_seconds"]  # earlier sessions' time, on resume
+        self.runs_done = self.manifest["runs_done"]
+        self.last_flush = time.time()
 
-    try:
-        while True:  # one pass per round of a learning-rate search; a plain list has one
-            chunks = iterate(config_json, todo, workers=workers, executor=executor, scheduler=scheduler, while_waiting=_import_stats) if todo else iter_none()
-            try:
-                while True:
-                    with signals.interruptible():  # waiting for workers, or training inline
-                        item = next(chunks, None)
-                    if item is None:
-                        break
-                    chunk, result = item
-                    rs.journal_write(out, chunk.id, result)
-                    done.add(chunk.id)
-                    runs_done += chunk.size
-                    epochs_done += int(result["epochs_run"].sum())
-                    if progress:
-                        progress(runs_done, p.n_runs, epochs_done, p.rounds)
-                    if time.time() - last_flush > flush_every:  # a readable partial runs.csv, even after a kill -9
-                        t0 = time.time()
-                        save("running")
-                        last_flush = time.time()
-                        flush_every = max(10.0, 10 * (last_flush - t0))  # never more than ~10% of the time
-            finally:
-                chunks.close()  # the workers stop now on any way out (the CLI ends with os._exit)
-            rates = next_rates(out, p, done)  # rebuilt from the journal, so a resumed search takes the same rounds
+    def run(self, train: Callable[[list], Iterator]) -> RunResult:
+        """Train every round, then write the results files; on a signal, save what finished
+        and raise ``Interrupted``."""
+        self.report()
+        try:
+            self.train_rounds(train)
+        except KeyboardInterrupt:
+            self.save("partial")
+            raise self.interrupted("partial") from None
+        except Exception:
+            if signals.pending() is None:
+                raise
+            self.save("partial")  # a worker that the same signal ended broke the pool: still an interrupt
+            raise self.interrupted("partial") from None
+        self.save("complete")  # a signal that arrives now waits until every file is written
+        rs.journal_clear(self.out)  # everything it held is in the results files now
+        if signals.pending() is not None:
+            raise self.interrupted("complete")
+        t = self.tables
+        return RunResult(self.out, self.config, t["summary"], t["comparison"], t["tuned"], manifest=self.manifest)
+
+    def train_rounds(self, train: Callable[[list], Iterator]) -> None:
+        """One pass per round of a learning-rate search; a plain list of rates has one."""
+        while True:
+            todo = [c for c in self.plan.chunks if c.id not in self.done]
+            self.train_chunks(train(todo) if todo else iter_none())
+            rates = next_rates(self.out, self.plan, self.done)  # from the journal, so a resumed search takes the same rounds
             if not rates:
-                break
-            p = p.extend(rates)
-            todo = [c for c in p.chunks if c.id not in done]
-            manifest.update(runs_total=p.n_runs, rounds=p.rounds)
-            if progress:
-                progress(runs_done, p.n_runs, epochs_done, p.rounds)
-    except KeyboardInterrupt:
-        save("partial")
-        raise interrupted("partial") from None
-    except Exception:
-        if signals.pending() is None:
-            raise
-        save("partial")  # a worker that the same signal ended broke the pool: still an interrupt
-        raise interrupted("partial") from None
-    save("complete")  # a signal that arrives now waits until every file is written
-    rs.journal_clear(out)  # everything it held is in the results files now
-    if signals.pending() is not None:
-        raise interrupted("complete")
-    return RunResult(out, config, *tables, manifest=manifest)
+                return
+            self.plan = self.plan.extend(rates)
+            rs.planned(self.manifest, self.plan)
+            self.report()
+
+    def train_chunks(self, chunks: Iterator) -> None:
+        """Journal each chunk as it finishes; now and then save a readable partial runs.csv
+        (it survives even a kill -9)."""
+        try:
+            while True:
+                with signals.interruptible():  # waiting for workers, or training inline
+                    item = next(chunks, None)
+                if item is None:
+                    return
+                chunk, result = item
+                rs.journal_write(self.out, chunk.id, result)
+                self.done.add(chunk.id)
+                self.runs_done += chunk.size
+                self.epochs_done += int(result["epochs_run"].sum())
+                self.report()
+                if time.time() - self.last_flush > self.flush_every:
+                    t0 = time.time()
+                    self.save("running")
+                    self.last_flush = time.time()
+                    self.flush_every = max(10.0, 10 * (self.last_flush - t0))  # never more than ~10% of the time
+        finally:
+            chunks.close()  # the workers stop now on any way out (the CLI ends with os._exit)
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(self.runs_done, self.plan.n_runs, self.epochs_done, self.plan.rounds)
+
+    def save(self, status: str) -> None:
+        """runs.csv now; once complete, every results file before the manifest says so."""
+        complete = status == "complete"
+        rs.assemble(self.out, self.plan, self.done, complete)
+        if complete:
+            self.tables = tables(self.config, rs.cell_runs(self.out, self.plan, self.done))
+            rs.write_tables(self.out, self.tables)
+        rs.update_manifest(self.out, self.manifest, status, round(self.prior_wall + time.time() - self.started, 3), runs_done=self.runs_done)
+
+    def interrupted(self, status: str) -> Interrupted:
+        resume = shlex.join(resume_command(self.command, self.out))
+        return Interrupted(self.out, resume, signum=signals.pending(), runs_done=self.runs_done, runs_total=self.plan.n_runs, status=status)
 
 
 def default_workers() -> int:
@@ -527,7 +347,7 @@ def _import_stats() -> None:
     import nnrun.stats  # noqa: F401  (imports pandas too)
 
 
-def _resume_command(command: list[str], out: Path) -> list[str]:
+def resume_command(command: list[str], out: Path) -> list[str]:
     args = list(command)
     if args and args[0].endswith(("nnrun", "__main__.py")):
         args[0] = "nnrun"

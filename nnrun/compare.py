@@ -17,7 +17,7 @@ from rich.console import Console
 
 from nnrun import report, stats, tuning
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, read_config
+from nnrun.config import Config, ConfigError
 from nnrun.results import ResultsError
 
 FORMATS = ("table",) + report.TEXT_FORMATS
@@ -46,7 +46,7 @@ class Results:
 
 def load(directory: Path) -> Results:
     manifest = rs.read_manifest(directory)
-    return Results(Path(directory), read_config(directory), manifest, rs.read_runs(directory))
+    return Results(Path(directory), rs.read_config(directory), manifest, rs.read_runs(directory))
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -57,11 +57,6 @@ def _flat(data: dict, prefix: str = "") -> dict:
         else:
             out[prefix + k] = v
     return out
-
-
-def _cell(value):
-    """A config value as runs.csv stores an axis value (lists and mappings as JSON)."""
-    return value if isinstance(value, (int, float, str, bool)) or value is None else json.dumps(value)
 
 
 def _settings(r: Results) -> dict:
@@ -96,7 +91,7 @@ def combine(found: list[Results]) -> tuple[pd.DataFrame, list[str], list[str]]:
         flat = _flat(r.config.model_dump(mode="json"))
         for a in axes + [stats.BUDGET_AXIS]:
             if a not in runs.columns:
-                runs[a] = _cell(flat.get(a))
+                runs[a] = rs.axis_value(flat.get(a))
         frames.append(runs)
     runs = pd.concat(frames, ignore_index=True)
     identity = ["experiment"] + axes + ["variant", "learning_rate", "seed"]
@@ -150,7 +145,7 @@ def run_compare(results: list[Path], *, baseline: str | None, metric: str, by: l
     found = []
     for directory in rs.find_results(results):
         manifest = rs.read_manifest(directory)
-        if manifest.get("status") != "complete" and not (directory / "runs.csv").exists():
+        if manifest.get("status") != "complete" and not rs.has_runs(directory):
             note.print(f"skipped {directory}: partial, no finished runs yet", markup=False)
             continue
         found.append(load(directory))
@@ -182,8 +177,8 @@ def run_compare(results: list[Path], *, baseline: str | None, metric: str, by: l
         console.file.flush()
 
     if out is None:  # reading is read-only: a results directory's own tables stay as the run wrote them
-        note.print("add --out DIR to save these tables as summary.csv, comparison.csv and tuned.csv", markup=False)
+        files = [rs.table_file(name) for name in TABLE_FILES]
+        note.print(f"add --out DIR to save these tables as {', '.join(files[:-1])} and {files[-1]}", markup=False)
         return
-    for name in TABLE_FILES:
-        rs.write_csv(Path(out) / f"{name}.csv", frames[name])
-    note.print(f"wrote {', '.join(f'{n}.csv' for n in TABLE_FILES)} in {out}", markup=False, soft_wrap=True)
+    rs.write_tables(Path(out), {name: frames[name] for name in TABLE_FILES})
+    note.print(f"wrote {', '.join(rs.table_file(n) for n in TABLE_FILES)} in {out}", markup=False, soft_wrap=True)

@@ -197,7 +197,7 @@ def mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         random.setstate(py_state)
     arrays = {"x": d["x"].astype(float), "y": d["y"].astype(int), "x_test": d["x_test"].astype(float), "y_test": d["y_test"].astype(int)}
     try:
-        from nnrun.results import atomic_open
+        from nnrun.results.files import atomic_open
 
         with atomic_open(path) as fh:
             np.savez(fh, **arrays)
@@ -421,29 +421,6 @@ def load(
             X_test = np.column_stack([X_test, np.ones(len(X_test))])
         names = names + ("bias",)
     return Data(X=X, labels=labels, classes=classes, X_test=X_test, labels_test=labels_test, feature_names=names)
-
-
-# ----------------------------------------------------------------------------- warm starts
-
-
-def weights_path(path: Path) -> Path:
-    """The .npz that `model.init.path` names: the file, DIR/weights.npz, or the one below DIR.
-
-    DIR may be a results directory or its parent ``results/<name>/`` when that holds exactly
-    one run with saved weights.
-    """
-    if not path.is_dir():
-        return path
-    if (path / "weights.npz").exists():
-        return path / "weights.npz"
-    found = sorted(path.glob("*/weights.npz"))
-    if len(found) == 1:
-        return found[0]
-    if found:
-        listed = ", ".join(p.parent.name for p in found[:5]) + (", …" if len(found) > 5 else "")
-        raise DataError(f"{path}: holds several results with weights ({listed}); name one of them in model.init.path")
-    hint = "; it was trained without logging.save_weights: true" if (path / "runs.csv").exists() else ""
-    raise DataError(f"{path}: no weights.npz here (model.init.path){hint}")
 
 
 def id_ranges(ids: list[int]) -> str:

@@ -1,9 +1,11 @@
-"""Runs an experiment's chunks on local processes or Dask, journals them, assembles results.
+"""Plans an experiment into chunks and trains them on local processes or Dask.
 
 A config expands into cells (sweep-axis combinations) × variants; each (cell, variant) is
 a batch of learning rates × seeds, cut into chunks of at most ``chunk_runs`` runs. Chunks
-are the unit of work, of journaling and of resume. The engine's results do not depend on
-how runs are chunked, so neither the worker count nor the executor changes a row.
+are the unit of work, of journaling and of resume: ``run_chunk`` trains one and returns its
+arrays under the journal's keys (``nnrun.results`` stores them; ``api`` drives the runs). The
+engine's results do not depend on how runs are chunked, so neither the worker count nor the
+executor changes a row.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from nnrun import datasets as ds
+from nnrun import results as rs
 from nnrun import signals
-from nnrun.config import Cell, Config, ConfigError, cells
+from nnrun.config import Cell, Config, cells
 from nnrun.datasets import Data, DataError
 from nnrun.engine import TrainSpec, init_params, train
 from nnrun.errors import UsageError, hint
@@ -164,16 +167,10 @@ def load_init_file(config: Config, sizes: list[int]) -> list[tuple[np.ndarray, n
     Minibatch shuffles and optimiser state (momentum, Adam) restart, so those only resume.
     """
     init = config.model.init
-    run_id = init.run_id
-    path = ds.weights_path(Path(init.path))  # type: ignore[arg-type]
+    path = rs.weights_file(Path(init.path))  # type: ignore[arg-type]
     # Fine-tuning on the same data with another split (or a split after training on all of
     # it) would train on the samples it then reports as held out.
-    from nnrun.config import read_yaml
-
-    try:
-        trained = read_yaml(path.parent / "config.yaml").get("dataset") if (path.parent / "config.yaml").is_file() else None
-    except ConfigError:
-        trained = None  # not a readable results directory: nothing to compare with
+    trained = rs.trained_dataset(path)
     now = config.dataset
     if isinstance(trained, dict) and (trained.get("name"), trained.get("path")) == (now.name, now.path) and now.test_fraction > 0:
         split = (float(trained.get("test_fraction", 0.0)), int(trained.get("shuffle_seed", 0)))
@@ -183,45 +180,7 @@ def load_init_file(config: Config, sizes: list[int]) -> list[tuple[np.ndarray, n
                 f"but this config holds out test_fraction {now.test_fraction} with shuffle_seed {now.shuffle_seed}, "
                 "so its test samples may have been trained on; use the same dataset.test_fraction and dataset.shuffle_seed"
             )
-    prefix = f"r{run_id}." if run_id is not None else ""
-    try:
-        with np.load(path) as npz:
-            names = set(npz.files)
-            keys = [f"{prefix}{p}{l}" for l in range(1, len(sizes)) for p in "Wb"]
-            stored = {k: np.asarray(npz[k]) for k in keys if k in names}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such weights file (model.init.path)") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-        raise DataError(f"{path}: cannot be read as an .npz of weights ({exc}) (model.init.path)") from None
-    runs = sorted({int(k[1:].split(".")[0]) for k in names if k.startswith("r") and k[1:].split(".")[0].isdigit()})
-    if run_id is None and runs and "W1" not in names:
-        raise DataError(f"{path}: holds the weights of {len(runs)} runs (ids {ds.id_ranges(runs)}); choose one with model.init.run_id")
-    if run_id is not None and f"{prefix}W1" not in names:
-        have = f"it holds runs {ds.id_ranges(runs)}" if runs else "it holds no per-run weights (r<id>.W1, …)"
-        raise DataError(f"{path}: no weights for run {run_id} (model.init.run_id); {have}")
-    out = []
-    for l, (i, o) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        key = f"{prefix}W{l}"
-        if key not in stored:
-            have = ", ".join(sorted(names)[:6]) + (", …" if len(names) > 6 else "")
-            raise DataError(f"{path}: no array {key!r} for layer {l} of {len(sizes) - 1} (model.hidden, model.init); it holds {have}")
-        W = stored[key]
-        if W.shape != (i, o):
-            raise DataError(
-                f"{path}: {key} has shape {W.shape}, but layer {l} of this network ({' → '.join(map(str, sizes))}) needs ({i}, {o}); "
-                "model.hidden, dataset.bias_column and the data's features and classes must match the stored run's"
-            )
-        b = stored.get(f"{prefix}b{l}")
-        if b is not None and b.shape != (o,):
-            raise DataError(f"{path}: {prefix}b{l} has shape {b.shape}, but layer {l} needs ({o},)")
-        if b is not None and not config.model.bias:
-            raise DataError(f"{path}: {prefix}b{l} holds bias vectors, which model.bias: false would drop; set model.bias: true")
-        if not (np.all(np.isfinite(W)) and (b is None or np.all(np.isfinite(b)))):
-            raise DataError(f"{path}: {key} holds NaN or infinite weights (a diverged run?); choose another model.init.run_id")
-        out.append((W, b))
-    if f"{prefix}W{len(sizes)}" in names:
-        raise DataError(f"{path}: holds more layers than the network's {len(sizes) - 1}; check model.hidden")
-    return out
+    return rs.read_init_weights(path, init.run_id, sizes, config.model.bias)
 
 
 def train_spec(config: Config, variant_index: int) -> TrainSpec:
@@ -264,19 +223,7 @@ def run_chunk(config_json: str, chunk: Chunk) -> dict[str, np.ndarray]:
     Y_test = data.targets(spec.variant.output, test=True) if data.X_test is not None else None
     with _one_blas_thread():  # a per-run product must not depend on how BLAS splits work
         res = train(spec, data.X, Y, Ws, bs, lrs, seeds, data.X_test, Y_test)
-    out = {
-        "run_id": chunk.run_ids,
-        "converged": res.converged,
-        "epochs_to_converge": res.epochs_to_converge,
-        "epochs_run": res.epochs_run,
-        "diverged": res.diverged,
-        "log_epochs": res.log_epochs,
-    }
-    out.update({f"final_{k}": v for k, v in res.final.items()})
-    with np.errstate(over="ignore"):  # a blown-up loss is stored as inf, silently
-        out.update({f"curve_{k}": v.astype(np.float32) for k, v in res.curves.items()})
-    out.update({f"weights_{k}": v for k, v in res.weights.items()})
-    return out
+    return rs.journal_entry(chunk.run_ids, res)
 
 
 def _one_blas_thread():

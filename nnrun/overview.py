@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from nnrun import report, stats
-from nnrun.plots import _figure, _suptitle, variant_style
+from nnrun.figures import figure, suptitle, variant_style
 
 RATIO_DECADES = 1.0  # heatmap colours saturate at 10× and 0.1×: beyond that the text says it
 HEAT_CELL = (0.9, 0.55)  # inches per heatmap cell (width, height)
@@ -51,7 +51,7 @@ def draw_lines(points: pd.DataFrame, axis: str, heading: str):
 
     values = list(pd.unique(points[axis]))
     x = {v: i for i, v in enumerate(values)}
-    fig = _figure((max(7.5, 1.2 * len(values) * 2 + 2), 4.2))
+    fig = figure((max(7.5, 1.2 * len(values) * 2 + 2), 4.2))
     ratio_ax, success_ax = fig.subplots(1, 2)
     for variant, p in points.groupby("variant", sort=False):
         st = variant_style(variant)
@@ -78,7 +78,7 @@ def draw_lines(points: pd.DataFrame, axis: str, heading: str):
         ax.set_xlabel(axis)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small", frameon=False)
-    _suptitle(fig, heading)
+    suptitle(fig, heading)
     return fig
 
 
@@ -105,7 +105,7 @@ def draw_heatmaps(points: pd.DataFrame, rows: str, cols: str, heading: str):
     base = points[points["baseline"]]["variant"].iloc[0]
     r_vals, c_vals = list(pd.unique(points[rows])), list(pd.unique(points[cols]))
     n = len(others) + len(variants)
-    fig = _figure((max(7.5, n * (HEAT_CELL[0] * len(c_vals) + 1.2)), HEAT_CELL[1] * len(r_vals) + 2.0))
+    fig = figure((max(7.5, n * (HEAT_CELL[0] * len(c_vals) + 1.2)), HEAT_CELL[1] * len(r_vals) + 2.0))
     axs = np.ravel(fig.subplots(1, n, squeeze=False))
 
     def grid(p: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -120,7 +120,7 @@ def draw_heatmaps(points: pd.DataFrame, rows: str, cols: str, heading: str):
     for i, ax in enumerate(axs):
         ax.set_xlabel(cols)
         ax.set_ylabel(rows if i == 0 else "")
-    _suptitle(fig, heading)
+    suptitle(fig, heading)
     return fig
 
 

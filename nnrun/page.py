@@ -21,10 +21,10 @@ import pandas as pd
 
 from nnrun import compare, overview, plots, report, stats, tuning
 from nnrun import results as rs
-from nnrun.config import Config, ConfigError, read_config
+from nnrun.config import Config, ConfigError, cells
+from nnrun.figures import variant_style, variant_styles
 from nnrun.stats import EPOCHS
 
-HTML_NAME, MD_NAME = "report.html", "report.md"
 CURVE_METRIC = "ce"  # the loss-curve figure's yardstick: the same for every variant
 
 
@@ -91,25 +91,25 @@ class Section:
 def read_source(directory: Path) -> Source:
     """A results directory, complete or partial; what a partial one lacks is listed."""
     manifest = rs.read_manifest(directory)
-    config = read_config(directory)
+    config = rs.read_config(directory)
     missing = []
     if manifest["status"] != "complete":
-        from nnrun.api import _resume_command
+        from nnrun.api import resume_command
 
-        resume = shlex.join(_resume_command(shlex.split(manifest["command"]), directory)) if manifest.get("command") else f"the command that started it, with --out {directory} --resume"
+        resume = shlex.join(resume_command(shlex.split(manifest["command"]), directory)) if manifest.get("command") else f"the command that started it, with --out {directory} --resume"
         missing.append(
             f"The run is {manifest['status']}: {manifest.get('runs_done', '?')} of {manifest.get('runs_total', '?')} runs finished. "
             f"Everything below rests on the finished runs only; finish it with {resume}."
         )
-    runs = rs.read_runs(directory) if (directory / "runs.csv").exists() else None
+    runs = rs.read_runs(directory) if rs.has_runs(directory) else None
     if runs is None or runs.empty:
-        missing.append("runs.csv holds no finished run yet: there are no tables, figures or verdict.")
+        missing.append(f"{rs.RUNS} holds no finished run yet: there are no tables, figures or verdict.")
         runs = None
     curves = None
-    if (directory / "curves.npz").exists():
-        curves = plots.read_curves(directory)
+    if rs.has_curves(directory):
+        curves = rs.read_curves(directory)
     elif runs is not None:
-        missing.append("curves.npz is not written yet (it is written when the run completes): the loss-curve figures are left out.")
+        missing.append(f"{rs.CURVES} is not written yet (it is written when the run completes): the loss-curve figures are left out.")
     return Source(Path(directory), manifest, config, runs, curves, missing)
 
 
@@ -300,7 +300,7 @@ def svg(fig, salt: str) -> str:
 def cell_figures(source: Source, axes: list[str]) -> dict[tuple, list[Picture]]:
     """plots.py's figures for each sweep cell, keyed by the cell's axis values."""
     sweep = plots.Sweep(source.path, source.config, source.runs, source.curves)
-    styles = plots.variant_styles([v.name for v in source.config.variant_objects()])
+    styles = variant_styles([v.name for v in source.config.variant_objects()])
     captions = {
         "curves-ce": "Training loss (cross-entropy) per learning rate",
         "success": "Success vs learning rate",
@@ -351,7 +351,7 @@ def _machine(machine) -> str:
 def section(source: Source) -> Section:
     """Everything about one results directory: words, tables, figures and provenance."""
     config = source.config
-    n_cells = max(1, len(list(plots.cells(config))))
+    n_cells = max(1, len(list(cells(config))))
     base = Section(config.name, source.path, question(config, n_cells), [], [], list(source.missing), provenance(source), config.dump_yaml(), [v.name for v in config.variant_objects()])
     if source.runs is None:
         return base
@@ -381,10 +381,10 @@ def report_paths(directories: list[Path], out: Path | None) -> tuple[Path, Path]
         if len(directories) > 1:
             found = ", ".join(str(d) for d in directories[:4]) + (", …" if len(directories) > 4 else "")
             raise ConfigError(f"found {len(directories)} results directories ({found}); a page comparing them needs --out FILE.html (it is not written inside any one of them)")
-        return directories[0] / HTML_NAME, directories[0] / MD_NAME
+        return directories[0] / rs.REPORT_HTML, directories[0] / rs.REPORT_MD
     out = Path(out)
     if out.is_dir():
-        raise ConfigError(f"--out {out}: is a directory; name the page's file, e.g. --out {out / HTML_NAME}")
+        raise ConfigError(f"--out {out}: is a directory; name the page's file, e.g. --out {out / rs.REPORT_HTML}")
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out}: expected a file name ending in .html (report.md is written beside it)")
     return out, out.with_suffix(".md")
@@ -401,7 +401,7 @@ def write_report(paths: list[Path], out: Path | None = None) -> tuple[Path, Path
         "sections": sections,
         "across": across_table(sections, directories),
         "legend": report.legend(EPOCHS),
-        "colours": {v: plots.variant_style(v).color for s in sections for v in s.variants},
+        "colours": {v: variant_style(v).color for s in sections for v in s.variants},
         "regenerate": shlex.join(["nnrun", "report", *map(str, paths), *(["--out", str(out)] if out is not None else [])]),
     }
     rs.write_text(html_path, render("report.html.j2", context))

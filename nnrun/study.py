@@ -242,25 +242,7 @@ def _count(problems: list[str]) -> str:
 
 
 def study_dir(problems: list[Problem], root: Path = Path("results")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    path = root / "study" / f"{stamp}-{fingerprint(problems)[:8]}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / "study" / f"{stamp}-{fingerprint(problems)[:8]}-{n}"
-    return path
-
-
-def _check_resumable(out: Path, problems: list[Problem]) -> dict:
-    manifest = rs.read_manifest(out)
-    if manifest.get("kind") != "study":
-        raise ResultsError(f"{out}: is not a study directory (its manifest.json has no kind: study); resume it with the command that made it")
-    if manifest.get("fingerprint") != fingerprint(problems):
-        raise ConfigError(
-            f"{out}: cannot resume: it holds a study of other problems or settings ({', '.join(manifest.get('problems', []))}). "
-            "Resume with the same configs, --set and --quick options, or choose a new --out"
-        )
-    return manifest
+    return rs.new_dir(root, "study", fingerprint(problems))
 
 
 def run_study(
@@ -280,44 +262,31 @@ def run_study(
     """Run every problem (skipping finished ones on resume), write study.csv and the
     manifest; returns (study directory, study table, verdict paragraph).
     ``on_problem(i, n, problem, state)``: state is "running", "done" or "skipped"."""
-    import pandas as pd
-
     command = list(command) if command is not None else ["nnrun", "study"]
     started = time.time()
     problems = load_problems(source, list(sets), quick)
     if resume:
         if out is None:
             raise ConfigError("--resume needs --out DIR: the directory of the interrupted study")
-        manifest = _check_resumable(out, problems)
-        prior_wall = float(manifest.get("wall_seconds") or 0.0)
+        manifest = rs.check_study_resumable(out, fingerprint(problems))
     else:
         out = out if out is not None else study_dir(problems, root)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ResultsError(f"{out}: already exists and is not an empty directory; nnrun never overwrites results (add --resume to finish a study there)")
-        manifest, prior_wall = {}, 0.0
+        manifest = {}
     out.mkdir(parents=True, exist_ok=True)
-    manifest.update(
-        {
-            **rs.environment(),
-            "kind": "study",
-            "command": shlex.join(command),
-            "fingerprint": fingerprint(problems),
-            "problems": [p.name for p in problems],
-            "quick": quick,
-            "started": manifest.get("started", rs.now()),
-            "finished": None,
-            "status": "running",  # as an experiment's: left so by a kill; --resume finishes it
-            "problems_total": len(problems),
-            "problems_done": 0,
-            "wall_seconds": prior_wall,
-        }
-    )
-    rs.write_json(out / "manifest.json", manifest)
+    rs.study_opening(manifest, shlex.join(command), fingerprint(problems), [p.name for p in problems], quick)
+    prior_wall = manifest["wall_seconds"]
+    rs.write_manifest(out, manifest)
+
+    def wall() -> float:
+        return round(prior_wall + time.time() - started, 3)
+
     rows: list[dict] = []
     try:
         for i, problem in enumerate(problems):
             directory = out / problem.name
-            finished = (directory / "manifest.json").exists() and rs.read_manifest(directory).get("status") == "complete"
+            finished = rs.is_complete(directory)
             if not finished:
                 if on_problem:
                     on_problem(i, len(problems), problem, "running")
@@ -327,24 +296,20 @@ def run_study(
                     workers=workers,
                     executor=executor,
                     scheduler=scheduler,
-                    resume=(directory / "manifest.json").exists(),
+                    resume=rs.has_manifest(directory),
                     command=command,
                 )
-            summary, tuned = (pd.read_csv(directory / f"{name}.csv") for name in ("summary", "tuned"))
-            rows += problem_rows(problem.name, problem.config, summary, tuned)
-            rs.write_csv(out / "study.csv", table(rows))
-            manifest.update(problems_done=i + 1, wall_seconds=round(prior_wall + time.time() - started, 3))
-            rs.write_json(out / "manifest.json", manifest)
+            rows += problem_rows(problem.name, problem.config, rs.read_table(directory, "summary"), rs.read_table(directory, "tuned"))
+            rs.write_study_table(out, table(rows))
+            rs.update_manifest(out, manifest, "running", wall(), problems_done=i + 1)
             if on_problem:
                 on_problem(i, len(problems), problem, "skipped" if finished else "done")
     except (api.Interrupted, KeyboardInterrupt) as exc:
-        manifest.update(status="partial", wall_seconds=round(prior_wall + time.time() - started, 3))
-        rs.write_json(out / "manifest.json", manifest)
+        rs.update_manifest(out, manifest, "partial", wall())
         if not isinstance(exc, api.Interrupted):
             raise
-        resume = shlex.join(api._resume_command(command, out))
+        resume = shlex.join(api.resume_command(command, out))
         raise StudyInterrupted(out, resume, signum=exc.signum, done=manifest["problems_done"], total=len(problems)) from None
     study = table(rows)
-    manifest.update(status="complete", finished=rs.now(), wall_seconds=round(prior_wall + time.time() - started, 3))
-    rs.write_json(out / "manifest.json", manifest)
+    rs.update_manifest(out, manifest, "complete", wall())
     return out, study, verdict(study, quick)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import invoke, small_sweep
-from nnrun import plots, stats
+from nnrun import figures, plots, stats
 
 LRS = [0.1, 0.3, 1, 3, 10]  # the default sweep's, which the tiny sweeps keep
 BUDGET = 300  # the tiny sweeps' training.epochs
@@ -39,7 +39,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def expected_px(size: tuple[float, float]) -> tuple[int, int]:
-    return round(size[0] * plots.DPI), round(size[1] * plots.DPI)
+    return round(size[0] * figures.DPI), round(size[1] * figures.DPI)
 
 
 def written(result) -> list[Path]:
@@ -61,13 +61,13 @@ def test_plot_writes_four_pngs_of_the_expected_size_into_results_plots(default_d
     assert paths == [default_dir / "plots" / f"{stem}.png" for stem in STEMS]
     for path in paths:
         assert path.stat().st_size > 10_000
-    assert png_size(paths[0]) == expected_px(plots.curves_figsize(len(LRS)))
+    assert png_size(paths[0]) == expected_px(figures.curves_figsize(len(LRS)))
     for path in paths[1:]:
-        assert png_size(path) == expected_px(plots.PLOT_SIZE)
+        assert png_size(path) == expected_px(figures.PLOT_SIZE)
     import matplotlib.image
 
     image = matplotlib.image.imread(paths[1])
-    assert image.shape[:2] == expected_px(plots.PLOT_SIZE)[::-1]
+    assert image.shape[:2] == expected_px(figures.PLOT_SIZE)[::-1]
     assert image[..., :3].std() > 0.05  # something was drawn, not a blank canvas
     assert digest(default_dir) == before  # reads only: runs, curves and tables untouched
 
@@ -79,7 +79,7 @@ def test_plot_svg_into_out_directory(default_dir, tmp_path):
     paths = written(result)
     assert [p.name for p in paths] == ["curves-mse.svg", "success.svg", "epochs.svg", "ecdf.svg"]
     assert sorted(out.iterdir()) == sorted(paths)
-    for path, size in zip(paths, [plots.curves_figsize(len(LRS))] + [plots.PLOT_SIZE] * 3):
+    for path, size in zip(paths, [figures.curves_figsize(len(LRS))] + [figures.PLOT_SIZE] * 3):
         root = ET.parse(path).getroot()
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
         assert float(root.get("width").removesuffix("pt")) == pytest.approx(size[0] * 72)
@@ -349,8 +349,8 @@ def test_a_variant_keeps_its_colour_whatever_is_plotted_with_it():
     alone = plots.variant_styles(["mse"])["mse"]
     assert plots.variant_styles(["mitchell-on-ce", "ce", "mse"])["mse"] == alone
     assert plots.variant_styles(["ce"])["ce"].color == "#1f77b4" and alone.color == "#ff7f0e"
-    builtin = [plots.variant_style(v).color for v in plots.FIXED_STYLES]
+    builtin = [plots.variant_style(v).color for v in figures.FIXED_STYLES]
     assert len(set(builtin)) == len(builtin)
     custom = plots.variant_style("my-variant")
-    assert custom == plots.variant_style("my-variant") and custom.color in plots.SPARE_COLOURS
+    assert custom == plots.variant_style("my-variant") and custom.color in figures.SPARE_COLOURS
     assert custom == plots.variant_styles(["ce", "my-variant"])["my-variant"]

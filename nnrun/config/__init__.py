@@ -8,7 +8,7 @@ and what was expected.
 """
 
 from nnrun.config.loader import parse_yaml, read_yaml
-from nnrun.config.overrides import Cell, cells, check_axes, load, n_runs, parse_assignment, read_config, set_dotted, validate
+from nnrun.config.overrides import Cell, cells, check_axes, load, n_runs, parse_assignment, set_dotted, validate
 from nnrun.config.prose import format_errors
 from nnrun.config.schema import (
     PRIMARY_METRICS,
@@ -31,6 +31,6 @@ from nnrun.errors import ConfigError, hint
 __all__ = [
     "PRIMARY_METRICS", "RESERVED_AXES", "SCHEMA_PATHS", "Cell", "Config", "ConfigError", "ConvergenceConfig", "DatasetConfig",
     "InitConfig", "InlineVariant", "LRSearch", "LoggingConfig", "ModelConfig", "OptimizerConfig", "StudyConfig", "TrainingConfig",
-    "cells", "check_axes", "format_errors", "hint", "load", "n_runs", "parse_assignment", "parse_yaml", "read_config", "read_yaml",
+    "cells", "check_axes", "format_errors", "hint", "load", "n_runs", "parse_assignment", "parse_yaml", "read_yaml",
     "set_dotted", "validate",
 ]

@@ -171,15 +171,3 @@ def n_runs(config: Config) -> int:
     n_cells = math.prod(len(v) for v in config.sweep.values()) if config.sweep else 1
     return n_cells * len(config.variants) * len(config.first_rates()) * len(config.seed_list())
 
-
-def read_config(directory: Path) -> Config:
-    """The resolved config.yaml of a results directory; a ResultsError says what is wrong."""
-    from nnrun.results import ResultsError
-
-    path = Path(directory) / "config.yaml"
-    if not path.exists():
-        raise ResultsError(f"{path}: missing; every nnrun results directory holds the config it ran")
-    try:
-        return validate(read_yaml(path), str(path))
-    except ConfigError as exc:
-        raise ResultsError(f"{exc} (the results directory is damaged, or was written by another nnrun version)") from None

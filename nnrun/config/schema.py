@@ -51,7 +51,7 @@ def _unknown_params(section: str, owner: str, data: Any, model: type[BaseModel],
     """ValueError for a key the section does not have and that misspells none (those get a
     "did you mean"), listing what the named entry takes."""
     name = data.get("name", model.model_fields["name"].default) if isinstance(data, dict) else None
-    if name not in registry_:
+    if not isinstance(name, str) or name not in registry_:
         return data  # a wrong name (or section) is the error to report
     shared = [k for k in model.model_fields if k != "name" and k not in owned]
     also = f", and every {owner} takes {', '.join(shared)}" if shared else ""
