@@ -1,8 +1,11 @@
 """A fused full-batch epoch for the commonest case: small sigmoid networks under SGD.
 
-``FullBatchKernel`` performs exactly the operations of ``engine.forward``, ``engine.backward``
-and ``optim.SGD`` in the same order, so every number is bit-identical to the reference path
-(and so grouping-invariant); it only avoids the reference's temporaries:
+``FullBatchKernel`` performs exactly the operations of ``network.forward``,
+``network.backward`` and ``optim.SGD`` in the same order, so every number is bit-identical
+to the reference path (and so grouping-invariant; tests/test_engine.py compares the two
+bit for bit). It is the one place where formulas are spelled out again, as ufunc calls,
+each beside the name of the function it mirrors; it only avoids the reference's
+temporaries:
 
 * every array is allocated once and written with ``out=``;
 * the sigmoid's negation is folded into the shared input (``Σ(−x)·w == −Σx·w`` exactly),
@@ -23,9 +26,7 @@ and ``optim.SGD`` in the same order, so every number is bit-identical to the ref
 It applies to full-batch SGD with sigmoid hidden and output layers, the ce/mse deltas
 (exact or forced), the max_error criterion, and every width and the sample count at most
 ``LOOP_LIMIT`` (so the reference uses its element-wise loops too). Logged epochs take their
-metrics from the kernel's outputs (``keep_z``). Measured ×1.9–3.3 on the seed's network,
-then ×1.1–1.2 more from the sparse input and fewer calls, then ×1.3 (float64) to ×1.4
-(float32) from the tapes and the shared parameter array (benchmarks/).
+metrics from the kernel's outputs (``keep_z``). benchmarks/bench.py measures it.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ import math
 
 import numpy as np
 
+from nnrun.network import LOOP_LIMIT
 from nnrun.optim import one_rate
-from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, rsum
+from nnrun.variants import rsum
 
-LOOP_LIMIT = 16  # the engine's: longer contractions take its per-run matmul path instead
-LOOP_CELLS = 256  # the engine's: larger per-run products take its per-run matmul path too
 PRODUCT_CELLS = 256  # contractions with at most this many products per run form them in one call
 
 
@@ -50,7 +50,7 @@ def applies(spec, X: np.ndarray, sizes: list[int]) -> bool:
         and spec.optimizer == "sgd"
         and spec.activation == "sigmoid"
         and v.output == "sigmoid"
-        and v.delta_fn in (delta_a_minus_y, delta_sigmoid_mse)
+        and v.delta_rule.name in ("a_minus_y", "times_derivative")
         and spec.criterion == "max_error"
         and len(X) <= LOOP_LIMIT
         and max(sizes) <= LOOP_LIMIT
@@ -107,15 +107,14 @@ class FullBatchKernel:
     the reference would take another path (a shared-input weight or delta not finite), an
     alternative tape for that stretch is kept beside the sparse one."""
 
-    sparse = True
-
-    def __init__(self, spec, X: np.ndarray, Y: np.ndarray, Ws, bs) -> None:
+    def __init__(self, spec, X: np.ndarray, Y: np.ndarray, Ws, bs, sparse: bool = True) -> None:
+        self.sparse = sparse  # skip the shared input's zero terms (False: the dense loop, to compare)
         dt = Ws[0].dtype
         n, R = len(X), Ws[0].shape[-1]
-        self.dt, self.n, self.R = dt, n, R
+        self.dt, self.n = dt, n
         # The parameters, and their gradients, live in one (rows, R) array each, so the SGD
         # update is two calls whatever the depth; ``Ws``/``bs`` are views into it, which the
-        # engine trains from here on (elementwise, so no number changes).
+        # engine trains from here on (element-wise, so no number changes).
         shapes = [W.shape for W in Ws] + [b.shape for b in bs if b is not None]
         rows = [math.prod(shape[:-1]) for shape in shapes]
         self.theta, self.grad = np.empty((sum(rows), R), dtype=dt), np.empty((sum(rows), R), dtype=dt)
@@ -130,28 +129,28 @@ class FullBatchKernel:
         for l, b in enumerate(bs):
             if b is not None:
                 self.bs[l], self.gb[l] = next(params)
-        self.Xn = (-X).astype(dt)  # negated shared input: exp(Σ(−x)w) == exp(−Σxw)
+        self.X_negated = (-X).astype(dt)  # negated shared input: exp(Σ(−x)w) == exp(−Σxw)
         self.X = X.astype(dt)
         self.Y = Y.astype(dt)[..., None]  # (n, k, 1)
         self.one = dt.type(1.0)
         self.scale = dt.type(1.0 / n) if spec.reduction == "mean" else None
-        self.mse = spec.variant.delta_fn is delta_sigmoid_mse
-        self.L = len(Ws)
-        e = lambda *s: np.empty(s, dtype=dt)  # noqa: E731
-        self.a = [None] + [e(n, W.shape[1], R) for W in Ws]  # activations (a[0] is X)
-        self.s = [None] + [e(n, W.shape[1], R) for W in Ws[:-1]]  # a(1 − a) of hidden layers
-        self.tmp = [e(n, W.shape[1], R) for W in Ws]
-        self.delta = [e(n, W.shape[1], R) for W in Ws]
-        self.tW = [np.empty_like(W) for W in Ws]
-        self.err = e(n, Ws[-1].shape[1], R)
-        self.abs = e(n, Ws[-1].shape[1], R)
-        self.zero = e(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
-        self.max_error = e(R)
-        self.z_out = e(n, Ws[-1].shape[1], R)
+        self.times_derivative = spec.variant.delta_rule.name == "times_derivative"
+        self.layers = len(Ws)
+        empty = lambda *shape: np.empty(shape, dtype=dt)  # noqa: E731
+        self.a = [None] + [empty(n, W.shape[1], R) for W in Ws]  # activations (a[0] is X)
+        self.sigmoid_prime = [None] + [empty(n, W.shape[1], R) for W in Ws[:-1]]  # a(1 − a) of hidden layers
+        self.term = [empty(n, W.shape[1], R) for W in Ws]  # one product of a contraction
+        self.delta = [empty(n, W.shape[1], R) for W in Ws]
+        self.gW_term = [np.empty_like(W) for W in Ws]  # one sample's term of gW
+        self.error = empty(n, Ws[-1].shape[1], R)
+        self.abs_error = empty(n, Ws[-1].shape[1], R)
+        self.zero_z = empty(n, Ws[-1].shape[1], R)  # 0·z: NaN where the output z is ±inf or NaN
+        self.max_error = empty(R)
+        self.z_out = empty(n, Ws[-1].shape[1], R)
         # Products of a whole contraction in one call, (n, in, out, R), then summed in the
         # loop's order: the same products and additions as the loop, in fewer NumPy calls.
-        self.P = [e(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
-        self.Pf = [None if P is None else P.reshape(W.shape[0], n, W.shape[1], R) for P, W in zip(self.P, Ws)]  # (in, n, out, R)
+        self.products = [empty(n, W.shape[0], W.shape[1], R) if n * W.shape[0] * W.shape[1] <= PRODUCT_CELLS else None for W in Ws]
+        self.products_by_input = [None if p is None else p.reshape(W.shape[0], n, W.shape[1], R) for p, W in zip(self.products, Ws)]  # (in, n, out, R)
         # Sparse plans for the shared input (it is the same for every run): per sample, the
         # first layer's (input, coefficient) terms that are not exactly 0, in the summation
         # order, and per input the (sample, coefficient) terms of its weight gradient. A skipped
@@ -159,10 +158,9 @@ class FullBatchKernel:
         # nonzero weights do not see); a coefficient ±1 is an add or subtract (x·w == ±w). Both
         # hold only while every skipped w is finite, so each epoch checks that first (one sum:
         # it is finite only if every term is) and takes the dense loop otherwise.
-        self.ones: dict[int, np.ndarray] = {}
-        Xs = self.Xn if bs[0] is None else self.X
-        self.rows = _sparse_plan(Xs)  # z[k] = Σᵢ Xs[k, i]·W[i]
-        self.cols = _sparse_plan(self.X.T)  # g[i] = Σₖ X[k, i]·d[k]
+        Xs = self.X_negated if bs[0] is None else self.X
+        self.plan_z1 = _sparse_plan(Xs)  # z1[k] = Σᵢ Xs[k, i]·W1[i]
+        self.plan_gW1 = _sparse_plan(self.X.T)  # gW1[i] = Σₖ X[k, i]·delta1[k]
         self._tapes()
         self.lr = None
         self.sgd: list[tuple] = []
@@ -183,103 +181,112 @@ class FullBatchKernel:
     # ------------------------------------------------------------------------- the tapes
 
     def _tapes(self) -> None:
-        """Write down the epoch's calls in the reference's order:
+        """Write down the epoch's calls in the reference's order (layers numbered from 1):
 
-        forward  = f0 (layer 0's contraction: ``f0_sparse`` or ``f0_dense``), ``f1`` (up to
-                   the output layer's z), ``keep_z`` on logged epochs, ``f2`` (the rest);
-        backward = ``b1`` (output delta, layers L−1 … 1), b0 (``b0_sparse`` or ``b0_dense``:
-                   layer 0's weight gradient), ``b2`` (layer 0's bias gradient), SGD.
+        forward  = x·W1 (``tape_xW1_sparse`` or ``tape_xW1_dense``), ``tape_to_z_out`` (up to the
+                   output z), ``tape_keep_z`` on logged epochs, ``tape_output`` (a = σ(z),
+                   a − y, max error);
+        backward = ``tape_backward`` (output delta; gW, gb and delta of layers L … 2),
+                   gW1 = xᵀ·delta1 (``tape_gW1_sparse`` or ``tape_gW1_dense``), ``tape_gb1``, SGD.
         """
-        Ws, bs, L = self.Ws, self.bs, self.L
-        self.f0_sparse, self.f0_dense, self.f1, self.keep_z, self.f2 = [], [], [], [], []
-        self.w0 = self._finite_check(Ws[0])
-        t = self.f1
+        self.W1_check = self._finite_check(self.Ws[0])
+        self._forward_tapes()
+        self._backward_tapes()
+
+    def _forward_tapes(self) -> None:
+        Ws, bs, L = self.Ws, self.bs, self.layers
+        self.tape_xW1_sparse, self.tape_xW1_dense, self.tape_to_z_out, self.tape_keep_z, self.tape_output = [], [], [], [], []
+        t = self.tape_to_z_out
         for l, (W, b) in enumerate(zip(Ws, bs)):
-            z, tmp = self.a[l + 1], self.tmp[l]
+            z, term = self.a[l + 1], self.term[l]  # z, then a = σ(z) in the same buffer
             negated = l == 0 and b is None  # fold −1 into the shared input
             if l == 0:
-                self._sparse_steps(self.f0_sparse, self.rows, W, z, tmp)
-                self._forward_dense(self.f0_dense, l, W, z, tmp, negated)
+                self._sparse_steps(self.tape_xW1_sparse, self.plan_z1, W, z, term)
+                self._affine_dense(self.tape_xW1_dense, l, W, z, term, negated)
             else:
-                self._forward_dense(t, l, W, z, tmp, negated)
+                self._affine_dense(t, l, W, z, term, negated)
             if b is not None:
                 t.append((np.add, (z, b, z)))
             if l == L - 1:
-                t.append((np.multiply, (z, self.dt.type(0), self.zero)))
+                t.append((np.multiply, (z, self.dt.type(0), self.zero_z)))
                 # z holds −z when negated: negation is exact
-                self.keep_z.append((np.negative, (z, self.z_out)) if negated else (np.copyto, (self.z_out, z)))
-                t = self.f2
+                self.tape_keep_z.append((np.negative, (z, self.z_out)) if negated else (np.copyto, (self.z_out, z)))
+                t = self.tape_output
+            # variants.sigmoid: 1 / (1 + exp(−z)), its calls in its order
             if not negated:
                 t.append((np.negative, (z, z)))
             t += [(np.exp, (z, z)), (np.add, (z, self.one, z)), (np.divide, (self.one, z, z))]
-            if l < L - 1:
-                t += [(np.subtract, (self.one, z, self.s[l + 1])), (np.multiply, (z, self.s[l + 1], self.s[l + 1]))]
-        t += [
-            (np.subtract, (self.a[-1], self.Y, self.err)),
-            (np.absolute, (self.err, self.abs)),
-            (np.add, (self.abs, self.zero, self.abs)),  # |a − y| + 0·z: unchanged, or NaN if z is not finite
-            (np.maximum.reduce, (self.abs, (0, 1), None, self.max_error)),
+            if l < L - 1:  # variants.sigmoid_derivative: a · (1 − a)
+                a_prime = self.sigmoid_prime[l + 1]
+                t += [(np.subtract, (self.one, z, a_prime)), (np.multiply, (z, a_prime, a_prime))]
+        t += [  # engine.metrics' max_error, and variants.delta_a_minus_y: a − y
+            (np.subtract, (self.a[-1], self.Y, self.error)),
+            (np.absolute, (self.error, self.abs_error)),
+            (np.add, (self.abs_error, self.zero_z, self.abs_error)),  # |a − y| + 0·z: unchanged, or NaN if z is not finite
+            (np.maximum.reduce, (self.abs_error, (0, 1), None, self.max_error)),
         ]
 
-        self.b1, self.b0_sparse, self.b0_dense, self.b2 = [], [], [], []
-        t = self.b1
-        d = self.delta[-1]
-        if self.mse:  # (a − y) · (a · (1 − a))
-            a, tm = self.a[-1], self.tmp[-1]
-            t += [(np.subtract, (self.one, a, tm)), (np.multiply, (a, tm, tm)), (np.multiply, (self.err, tm, d))]
+    def _backward_tapes(self) -> None:
+        Ws, bs, L = self.Ws, self.bs, self.layers
+        self.tape_backward, self.tape_gW1_sparse, self.tape_gW1_dense, self.tape_gb1 = [], [], [], []
+        t = self.tape_backward
+        delta = self.delta[-1]
+        if self.times_derivative:  # variants.delta_times_derivative: (a − y) · (a · (1 − a))
+            a, a_prime = self.a[-1], self.term[-1]
+            t += [(np.subtract, (self.one, a, a_prime)), (np.multiply, (a, a_prime, a_prime)), (np.multiply, (self.error, a_prime, delta))]
         elif self.scale is None:
-            d = self.err  # a − y itself (only read from here on)
+            delta = self.error  # a − y itself (only read from here on)
         else:
-            t.append((np.copyto, (d, self.err)))
+            t.append((np.copyto, (delta, self.error)))
         if self.scale is not None:
-            t.append((np.multiply, (d, self.scale, d)))
+            t.append((np.multiply, (delta, self.scale, delta)))
         for l in range(L - 1, -1, -1):
-            W, g, tw = Ws[l], self.gW[l], self.tW[l]
+            W, gW, gW_term = Ws[l], self.gW[l], self.gW_term[l]
             if l == 0:
-                self.d0 = self._finite_check(d)
-                self._sparse_steps(self.b0_sparse, self.cols, d, g, tw)
-                self._grad_dense(self.b0_dense, l, d, g, tw)
-                t = self.b2
+                self.delta1_check = self._finite_check(delta)
+                self._sparse_steps(self.tape_gW1_sparse, self.plan_gW1, delta, gW, gW_term)
+                self._weight_grad_dense(self.tape_gW1_dense, l, delta, gW, gW_term)
+                t = self.tape_gb1
             else:
-                self._grad_dense(t, l, d, g, tw)
+                self._weight_grad_dense(t, l, delta, gW, gW_term)
             if bs[l] is not None:
-                t.append((_assign_rsum, (self.gb[l], d)))
-            if l > 0:
-                nd, tmp = self.delta[l - 1], self.tmp[l - 1]
-                t.append((np.multiply, (d[:, None, 0, :], W[None, :, 0, :], nd)))
+                t.append((_assign_rsum, (self.gb[l], delta)))
+            if l > 0:  # network.backprop, then times σ'(z) of the layer below
+                below, term = self.delta[l - 1], self.term[l - 1]
+                t.append((np.multiply, (delta[:, None, 0, :], W[None, :, 0, :], below)))
                 for o in range(1, W.shape[1]):
-                    t += [(np.multiply, (d[:, None, o, :], W[None, :, o, :], tmp)), (np.add, (nd, tmp, nd))]
-                t.append((np.multiply, (nd, self.s[l], nd)))
-                d = nd
+                    t += [(np.multiply, (delta[:, None, o, :], W[None, :, o, :], term)), (np.add, (below, term, below))]
+                t.append((np.multiply, (below, self.sigmoid_prime[l], below)))
+                delta = below
 
-    def _forward_dense(self, t: list, l: int, W, z, tmp, negated: bool) -> None:
-        """z = Σᵢ x[:, i]·W[i], summed in i order."""
-        if self.P[l] is not None:
-            P = self.Pf[l]
-            src = (self.Xn if negated else self.X).T[:, :, None, None] if l == 0 else self.a[l].transpose(1, 0, 2)[:, :, None, :]
-            t.append((np.multiply, (src, W[:, None], P)))
-            self._sum_steps(t, P, z)
+    def _affine_dense(self, t: list, l: int, W, z, term, negated: bool) -> None:
+        """z = Σᵢ x[:, i]·W[i], summed in i order (network.affine's loop)."""
+        if self.products[l] is not None:
+            products = self.products_by_input[l]
+            x = (self.X_negated if negated else self.X).T[:, :, None, None] if l == 0 else self.a[l].transpose(1, 0, 2)[:, :, None, :]
+            t.append((np.multiply, (x, W[:, None], products)))
+            self._sum_steps(t, products, z)
             return
-        x = (self.Xn if negated else self.X)[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
+        x = (self.X_negated if negated else self.X)[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
         t.append((np.multiply, (x[:, 0], W[0], z)))
         for i in range(1, W.shape[0]):
-            t += [(np.multiply, (x[:, i], W[i], tmp)), (np.add, (z, tmp, z))]
+            t += [(np.multiply, (x[:, i], W[i], term)), (np.add, (z, term, z))]
 
-    def _grad_dense(self, t: list, l: int, d, g, tw) -> None:
-        """g = Σₖ a[k]·d[k], summed in k order."""
-        src = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
-        if self.P[l] is not None:
-            t.append((np.multiply, (src, d[:, None], self.P[l])))
-            self._sum_steps(t, self.P[l], g)
+    def _weight_grad_dense(self, t: list, l: int, delta, gW, gW_term) -> None:
+        """gW = Σₖ a[k]·delta[k], summed in k order (network.weight_grad's loop)."""
+        a = self.X[:, :, None, None] if l == 0 else self.a[l][:, :, None, :]
+        if self.products[l] is not None:
+            t.append((np.multiply, (a, delta[:, None], self.products[l])))
+            self._sum_steps(t, self.products[l], gW)
             return
-        t.append((np.multiply, (src[0], d[0, None], g)))
+        t.append((np.multiply, (a[0], delta[0, None], gW)))
         for k in range(1, self.n):
-            t += [(np.multiply, (src[k], d[k, None], tw)), (np.add, (g, tw, g))]
+            t += [(np.multiply, (a[k], delta[k, None], gW_term)), (np.add, (gW, gW_term, gW))]
 
     @staticmethod
-    def _sum_steps(t: list, P: np.ndarray, out: np.ndarray) -> None:
-        """out = P[0] + P[1] + … left to right, as the loop adds."""
-        parts = list(P)
+    def _sum_steps(t: list, products: np.ndarray, out: np.ndarray) -> None:
+        """out = products[0] + products[1] + … left to right, as the loop adds."""
+        parts = list(products)
         if len(parts) == 1:
             t.append((np.copyto, (out, parts[0])))
             return
@@ -287,7 +294,7 @@ class FullBatchKernel:
         t += [(np.add, (out, p, out)) for p in parts[2:]]
 
     @staticmethod
-    def _sparse_steps(t: list, plan, src: np.ndarray, out: np.ndarray, tmp: np.ndarray) -> None:
+    def _sparse_steps(t: list, plan, src: np.ndarray, out: np.ndarray, term: np.ndarray) -> None:
         """out[j] = Σₘ C[j, m]·src[m] summed in m order without the exact-zero terms, for
         finite ``src`` (``_sparse_plan``): each out[j] sees the dense loop's nonzero terms in
         the dense loop's order."""
@@ -307,7 +314,7 @@ class FullBatchKernel:
             elif c == -1:
                 t.append((np.subtract, (o, src[m], o)))
             else:
-                t += [(np.multiply, (src[m], c, tmp[sl])), (np.add, (o, tmp[sl], o))]
+                t += [(np.multiply, (src[m], c, term[sl])), (np.add, (o, term[sl], o))]
 
     # ------------------------------------------------------------------------- an epoch
 
@@ -315,19 +322,19 @@ class FullBatchKernel:
         """Fills the activations and returns max |a − y| per run: the engine's max_error, or
         NaN where the engine's ``_finite`` would call the run diverged (z not finite).
         ``keep_z``: also keep the output layer's z in ``z_out`` (for the logged metrics)."""
-        _run(self.f0_sparse if self.sparse and self._finite(self.w0) else self.f0_dense)
-        _run(self.f1)
+        _run(self.tape_xW1_sparse if self.sparse and self._finite(self.W1_check) else self.tape_xW1_dense)
+        _run(self.tape_to_z_out)
         if keep_z:
-            _run(self.keep_z)
-        _run(self.f2)
+            _run(self.tape_keep_z)
+        _run(self.tape_output)
         return self.max_error
 
     def backward_step(self, lr: np.ndarray) -> None:
         """Gradients of the last forward pass and the SGD update (``lr`` per run), as
-        engine.backward + SGD."""
-        _run(self.b1)
-        _run(self.b0_sparse if self.sparse and self._finite(self.d0) else self.b0_dense)
-        _run(self.b2)
+        network.backward + optim.SGD."""
+        _run(self.tape_backward)
+        _run(self.tape_gW1_sparse if self.sparse and self._finite(self.delta1_check) else self.tape_gW1_dense)
+        _run(self.tape_gb1)
         if lr is not self.lr:  # SGD: g *= lr; w -= g, every parameter at once
             self.lr = lr
             rate = one_rate(lr, {})

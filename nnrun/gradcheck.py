@@ -1,7 +1,7 @@
 """`nnrun gradcheck`: each variant's backprop gradient against finite differences of its own loss.
 
-The analytic side is the engine's own code path (``engine.forward`` then
-``engine.backward``, exactly as training calls them), so a pass says that the gradient
+The analytic side is the engine's own code path (``network.forward`` then
+``network.backward``, exactly as training calls them), so a pass says that the gradient
 nnrun trains with is the gradient of the loss the variant names. The numeric side
 differentiates ``variant.loss_fn`` summed (or averaged) over samples by central
 differences, one parameter at a time, every weight point at once along the run axis.
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from nnrun.config import Config, ConfigError
-from nnrun.engine import backward, forward, init_params
+from nnrun.engine import init_params
+from nnrun.network import backward, forward
 from nnrun.variants import EXACT_DELTAS, LOSS_NAMES, Variant
 
 TOLERANCE = 1e-6  # float64 central differences agree to ~1e-10 on these nets; a wrong delta is off by O(0.1–1)
@@ -70,7 +71,7 @@ def explain(v: Variant, err: float) -> str:
             f"(rel. error {error_text(err)}); this is a bug in nnrun's engine or delta table, please report it"
         )
     # Whose gradient is the delta it uses? The loss, for this output, whose exact delta it is.
-    really = [other for other in LOSS_NAMES if EXACT_DELTAS.get((v.output, other)) is v.delta_fn]
+    really = [other for other in LOSS_NAMES if (v.output, other) in EXACT_DELTAS and EXACT_DELTAS[(v.output, other)].name == v.delta_rule.name]
     if really:
         return f"{v.name}: {v.delta_formula} is the gradient of {LOSS_WORDS[really[0]]}, not of {loss} (rel. error {error_text(err)})"
     return f"{v.name}: {v.delta_formula} is the gradient of no loss nnrun knows for a {v.output} output, not of {loss} (rel. error {error_text(err)})"

@@ -1,10 +1,11 @@
 """Optimisers on stacked, runs-last parameters, with PyTorch's update formulas.
 
-Each parameter is an array whose last axis is the run axis; ``lr`` has shape ``(runs,)``
-and broadcasts against it, so every run of a batch has its own learning rate. A run
-whose ``lr`` is 0 is frozen: its weights do not move. ``OPTIMIZERS`` is the registry: each
-entry carries its arguments with their defaults and a description, from which the config
-schema is derived.
+Each parameter is an array whose last index is the run (its memory may be in either
+order: the updates are element-wise); ``lr`` has shape ``(runs,)`` and broadcasts
+against it, so every run of a batch has its own learning rate. A run whose ``lr`` is 0
+is frozen: its weights do not move. ``OPTIMIZERS`` is the registry: each entry carries
+its arguments with their defaults and a description, from which the config schema is
+derived.
 """
 
 from __future__ import annotations
@@ -18,35 +19,17 @@ import numpy as np
 from nnrun.registry import Param, resolve
 
 
-def _oriented(arrays: Sequence[np.ndarray], lr: np.ndarray, cache: dict | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """The arrays with the run axis moved first when that makes every one of them contiguous
-    (parameters kept in runs-first storage, e.g. for minibatches), ``lr`` shaped to match;
-    otherwise unchanged. The updates are element-wise, so this changes no number, only how
-    NumPy walks the memory (a broadcast ``lr`` over strided views is slow)."""
-    first = arrays[0]
-    nd = first.ndim
-    if nd < 2 or first.strides[-1] <= first.strides[0]:  # not runs-first storage
-        return arrays, lr
-    axes = _RUNS_FIRST[nd]
-    moved = [x.transpose(axes) for x in arrays]
-    if all(m.flags.c_contiguous for m in moved):
-        if cache is None:
-            return moved, np.reshape(lr, np.shape(lr) + (1,) * (nd - 1))
-        return moved, _expanded(lr, moved[0].shape, cache)
-    return arrays, lr
-
-
-_RUNS_FIRST = {nd: (nd - 1,) + tuple(range(nd - 1)) for nd in range(2, 8)}
-def _expanded(lr: np.ndarray, shape: tuple[int, ...], cache: dict) -> np.ndarray:
-    """``lr`` (runs,) as a contiguous runs-first array of ``shape``: the same values, but
-    NumPy multiplies two contiguous arrays ~2× faster than one broadcast over the other.
-    ``cache`` (the optimiser's) keeps one per shape while ``lr`` holds the same values."""
-    lr = np.asarray(lr)
-    key, raw = (shape, lr.dtype.str), lr.tobytes()
+def _rate_like(lr: np.ndarray, x: np.ndarray, cache: dict, key) -> np.ndarray:
+    """``lr`` (runs,) as an array of ``x``'s shape and memory order: the same values, but
+    NumPy multiplies two arrays of one layout ~2× faster than it broadcasts ``lr`` over a
+    runs-first one. ``cache`` (the optimiser's) keeps one per ``key`` while ``lr`` holds the
+    same values and ``x`` the same shape."""
+    raw = np.asarray(lr).tobytes()
     hit = cache.get(key)
-    if hit is not None and hit[0] == raw:
+    if hit is not None and hit[0] == raw and hit[1].shape == x.shape:
         return hit[1]
-    full = np.ascontiguousarray(np.broadcast_to(lr.reshape(lr.shape + (1,) * (len(shape) - 1)), shape))
+    full = np.empty_like(x, dtype=np.asarray(lr).dtype)  # empty_like keeps x's memory order
+    full[...] = lr
     cache[key] = (raw, full)
     return full
 
@@ -72,10 +55,9 @@ class SGD:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         rate = one_rate(lr, self.rate_cache)
-        for w, g in zip(params, grads):
+        for i, (w, g) in enumerate(zip(params, grads)):
             if rate is None:
-                (w, g), lr_ = _oriented((w, g), lr, self.lr_cache)
-                g *= lr_
+                g *= _rate_like(lr, g, self.lr_cache, i)
             elif rate != 1:  # g·1 is g
                 g *= rate
             w -= g
@@ -97,8 +79,8 @@ class Momentum:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         rate = one_rate(lr, self.rate_cache)
-        for w, g, v in zip(params, grads, self.v):
-            (w, g, v), lr_ = _oriented((w, g, v), lr, self.lr_cache) if rate is None else ((w, g, v), rate)
+        for i, (w, g, v) in enumerate(zip(params, grads, self.v)):
+            lr_ = _rate_like(lr, v, self.lr_cache, i) if rate is None else rate
             v *= self.beta
             v += g
             w -= lr_ * v
@@ -122,13 +104,12 @@ class Adam:
         step_size = lr / (1.0 - self.beta1**self.t)
         bias_correction2_sqrt = math.sqrt(1.0 - self.beta2**self.t)
         for w, g, m, v in zip(params, grads, self.m, self.v):
-            (w, g, m, v), step = _oriented((w, g, m, v), step_size)
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             v *= self.beta2
             v += (1.0 - self.beta2) * (g * g)
             denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
-            w -= step * (m / denom)
+            w -= step_size * (m / denom)
 
     def compact(self, keep: np.ndarray) -> None:
         self.m = [m[..., keep] for m in self.m]

@@ -1,13 +1,16 @@
 """Activations, output functions, losses and output-delta rules: the science of nnrun.
 
-Every array here is laid out runs-last: ``(samples, units, runs)``. The run axis is
-last so that per-run learning rates broadcast and all runs of a batch share each
-NumPy call. All functions are pure and share one signature per kind:
+Every array here is indexed runs-last: ``(samples, units, runs)``, so that per-run
+learning rates broadcast and all runs of a batch share each NumPy call; the memory
+behind an index may be in either order (the engine keeps some runs-first) and each
+function gives the same numbers for both. All functions are pure and share one
+signature per kind:
 
 * hidden activations ``f(z) -> a`` with derivatives ``f'(z, a)``;
 * outputs ``g(z) -> a``;
 * per-sample losses ``L(z, a, y) -> (samples, runs)``, summed over output units;
-* output deltas ``delta(z, a, y) -> dL/dz`` (or the textbook formula a variant forces).
+* output deltas ``delta(z, a, y) -> dL/dz`` (or the textbook formula a variant forces),
+  each a ``Delta`` rule that the engine knows by name, never by function identity.
 
 Overflow in ``exp`` is harmless here (it saturates to 0 or 1), so callers run these
 under ``np.errstate(all="ignore")``; the losses are computed from ``z`` so that they
@@ -27,23 +30,34 @@ Array = np.ndarray
 def rsum(x: Array, axis: int, keepdims: bool = False) -> Array:
     """Sum over ``axis`` in an order fixed by that axis's length alone.
 
-    NumPy sums a contiguous axis pairwise but a strided one sequentially, so a plain
-    ``x.sum(axis)`` can round differently when the run axis has length 1. Moving the
-    summed axis last (contiguous) makes every run's sum the same whatever the batch.
+    NumPy sums the axis that is innermost in memory pairwise but a strided one sequentially,
+    so a plain ``x.sum(axis)`` can round differently when the run axis has length 1. Summing
+    an axis that is contiguous in memory (copied innermost if it is not, the other axes
+    keeping their memory order, which the result then has too) makes every run's sum the
+    same whatever the batch.
     """
-    y = np.ascontiguousarray(np.moveaxis(x, axis, -1)).sum(axis=-1)
+    if x.strides[axis] == x.itemsize and min(x.strides) > 0:  # already innermost: no copy
+        return x.sum(axis=axis, keepdims=keepdims)
+    others = sorted((k for k in range(x.ndim) if k != axis), key=lambda k: -abs(x.strides[k]))  # outermost first
+    y = np.ascontiguousarray(x.transpose(others + [axis])).sum(axis=-1).transpose(np.argsort(others))
     return np.expand_dims(y, axis) if keepdims else y
 
 # ----------------------------------------------------------------------------- hidden
 
 
 def sigmoid(z: Array) -> Array:
-    # Written exactly as the seed writes it, so `legacy` runs reproduce it bit for bit.
-    return 1.0 / (1.0 + np.exp(-z))
+    """σ(z) = 1 / (1 + e^−z), the seed's operations in the seed's order (so `legacy` runs
+    reproduce it bit for bit), in one buffer that follows ``z``'s memory order."""
+    a = np.negative(z)
+    np.exp(a, out=a)
+    np.add(a, 1.0, out=a)
+    return np.divide(1.0, a, out=a)
 
 
 def sigmoid_derivative(z: Array, a: Array) -> Array:
-    return a * (1.0 - a)
+    # σ'(z) = σ(z)(1 − σ(z)) = a(1 − a), in one buffer
+    s = np.subtract(1.0, a)
+    return np.multiply(a, s, out=s)
 
 
 def tanh_derivative(z: Array, a: Array) -> Array:
@@ -70,9 +84,22 @@ ACTIVATION_FORMULAS = {"sigmoid": "1/(1+e^-z)", "tanh": "tanh z", "relu": "max(z
 
 
 def softmax(z: Array) -> Array:
-    """Softmax over the units axis (axis 1), shifted by the max so exp never overflows."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / rsum(e, 1, keepdims=True)
+    """Softmax over the units axis (axis 1), shifted by the max so exp never overflows; one
+    buffer that follows ``z``'s memory order."""
+    e = np.subtract(z, _max_over_units(z))
+    np.exp(e, out=e)
+    return np.divide(e, rsum(e, 1, keepdims=True), out=e)
+
+
+def _max_over_units(z: Array) -> Array:
+    """``z.max(axis=1, keepdims=True)``; over a few units as a loop of np.maximum, the same
+    maximum in fewer cycles than NumPy's reduction over a short axis."""
+    if z.shape[1] > 16:
+        return z.max(axis=1, keepdims=True)
+    m = z[:, :1].copy(order="K")  # in z's memory order, so that e is too
+    for o in range(1, z.shape[1]):
+        np.maximum(m, z[:, o : o + 1], out=m)
+    return m
 
 
 def identity(z: Array) -> Array:
@@ -134,49 +161,54 @@ def delta_a_minus_y(z: Array, a: Array, y: Array) -> Array:
     return a - y
 
 
-def delta_sigmoid_mse(z: Array, a: Array, y: Array) -> Array:
-    # Mitchell: exact for sigmoid + ½(a−y)²; the σ'(z) = a(1−a) factor vanishes when the
+def delta_times_derivative(z: Array, a: Array, y: Array) -> Array:
+    # Mitchell: (a − y)·σ'(z), exact for sigmoid + ½(a−y)²; the a(1−a) factor vanishes when the
     # output saturates. Bracketed as the seed brackets it, so legacy runs match it exactly.
-    return (a - y) * (a * (1.0 - a))
+    # Forced on a softmax it keeps only the diagonal of the softmax Jacobian: the exact
+    # gradient of no loss listed here.
+    return (a - y) * sigmoid_derivative(z, a)
 
 
-def delta_softmax_mse(z: Array, a: Array, y: Array) -> Array:
+def delta_softmax_jacobian(z: Array, a: Array, y: Array) -> Array:
     # Exact for softmax + ½Σ(a−y)²: Jacobianᵀ(a − y) = a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ).
     d = a - y
     return a * (d - rsum(d * a, 1, keepdims=True))
 
 
-def delta_softmax_diagonal(z: Array, a: Array, y: Array) -> Array:
-    # Mitchell's formula forced on a softmax: (a − y)·a(1 − a) keeps only the diagonal of the
-    # softmax Jacobian, so it is the exact gradient of no loss listed here.
-    return (a - y) * (a * (1.0 - a))
+@dataclass(frozen=True)
+class Delta:
+    """An output-delta rule: ``fn(z, a, y)``, its formula and what it is. A rule is known by
+    its name: Mitchell's formula is one rule whether it is exact (sigmoid + mse) or forced
+    (softmax)."""
 
+    name: str
+    fn: Callable[[Array, Array, Array], Array]
+    formula: str
+    description: str
+
+
+A_MINUS_Y = Delta("a_minus_y", delta_a_minus_y, "a − y", "Ng's: the output error itself")
+TIMES_DERIVATIVE = Delta("times_derivative", delta_times_derivative, "(a − y)·a(1 − a)", "Mitchell's: the output error times the sigmoid's slope")
+SOFTMAX_JACOBIAN = Delta("softmax_jacobian", delta_softmax_jacobian, "a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ)", "the output error through the softmax Jacobian")
+DELTAS: dict[str, Delta] = {d.name: d for d in (A_MINUS_Y, TIMES_DERIVATIVE, SOFTMAX_JACOBIAN)}
 
 # The true dL/dz for each (output, loss) pair: `delta: exact` looks itself up here.
-EXACT_DELTAS: dict[tuple[str, str], Callable[[Array, Array, Array], Array]] = {
-    ("sigmoid", "ce"): delta_a_minus_y,
-    ("softmax", "ce"): delta_a_minus_y,
-    ("sigmoid", "mse"): delta_sigmoid_mse,
-    ("softmax", "mse"): delta_softmax_mse,
-    ("linear", "mse"): delta_a_minus_y,
+EXACT_DELTAS: dict[tuple[str, str], Delta] = {
+    ("sigmoid", "ce"): A_MINUS_Y,
+    ("softmax", "ce"): A_MINUS_Y,
+    ("sigmoid", "mse"): TIMES_DERIVATIVE,
+    ("softmax", "mse"): SOFTMAX_JACOBIAN,
+    ("linear", "mse"): A_MINUS_Y,
 }
-EXACT_DELTA_FORMULAS = {
-    ("sigmoid", "ce"): "a − y",
-    ("softmax", "ce"): "a − y",
-    ("sigmoid", "mse"): "(a − y)·a(1 − a)",
-    ("softmax", "mse"): "a ⊙ ((a − y) − Σⱼ(aⱼ − yⱼ)aⱼ)",
-    ("linear", "mse"): "a − y",
+# The two textbook formulas, forced whatever the loss: (rule, output) -> delta.
+FORCED_DELTAS: dict[tuple[str, str], Delta] = {
+    ("a_minus_y", "sigmoid"): A_MINUS_Y,
+    ("a_minus_y", "softmax"): A_MINUS_Y,
+    ("a_minus_y", "linear"): A_MINUS_Y,
+    ("times_derivative", "sigmoid"): TIMES_DERIVATIVE,
+    ("times_derivative", "softmax"): TIMES_DERIVATIVE,
+    ("times_derivative", "linear"): A_MINUS_Y,  # identity' = 1
 }
-# The two textbook formulas, forced: (rule, output) -> delta.
-FORCED_DELTAS: dict[tuple[str, str], Callable[[Array, Array, Array], Array]] = {
-    ("a_minus_y", "sigmoid"): delta_a_minus_y,
-    ("a_minus_y", "softmax"): delta_a_minus_y,
-    ("a_minus_y", "linear"): delta_a_minus_y,
-    ("times_derivative", "sigmoid"): delta_sigmoid_mse,
-    ("times_derivative", "softmax"): delta_softmax_diagonal,
-    ("times_derivative", "linear"): delta_a_minus_y,  # identity' = 1
-}
-FORCED_DELTA_FORMULAS = {"a_minus_y": "a − y", "times_derivative": "(a − y)·a(1 − a)"}
 
 OUTPUT_NAMES = tuple(OUTPUTS)
 LOSS_NAMES = ("ce", "mse")
@@ -189,7 +221,8 @@ class VariantError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """An (output, loss, delta rule) triple; `exact` says whether delta is dL/dz."""
+    """An (output, loss, delta rule) triple; `delta_rule` is the formula it trains with and
+    `exact` says whether that is dL/dz."""
 
     name: str
     output: str
@@ -211,8 +244,14 @@ class Variant:
             raise VariantError(f"variant {self.name!r}: delta must be one of {', '.join(DELTA_RULES)}, got {self.delta!r}")
 
     @property
+    def delta_rule(self) -> Delta:
+        if self.delta == "exact":
+            return EXACT_DELTAS[(self.output, self.loss)]
+        return FORCED_DELTAS[(self.delta, self.output)]
+
+    @property
     def exact(self) -> bool:
-        return self.delta == "exact" or self.delta_fn is EXACT_DELTAS[(self.output, self.loss)]
+        return self.delta_rule.name == EXACT_DELTAS[(self.output, self.loss)].name
 
     @property
     def output_fn(self) -> Callable[[Array], Array]:
@@ -224,9 +263,7 @@ class Variant:
 
     @property
     def delta_fn(self) -> Callable[[Array, Array, Array], Array]:
-        if self.delta == "exact":
-            return EXACT_DELTAS[(self.output, self.loss)]
-        return FORCED_DELTAS[(self.delta, self.output)]
+        return self.delta_rule.fn
 
     @property
     def loss_formula(self) -> str:
@@ -234,9 +271,13 @@ class Variant:
 
     @property
     def delta_formula(self) -> str:
-        if self.delta == "exact":
-            return EXACT_DELTA_FORMULAS[(self.output, self.loss)]
-        return FORCED_DELTA_FORMULAS[self.delta]
+        """The rule's formula as the variant names it (a forced rule by its textbook form)."""
+        return self.delta_rule.formula if self.delta == "exact" else DELTAS[self.delta].formula
+
+    @property
+    def formula(self) -> str:
+        """Output, loss and delta in one line: ``a = σ(z); L = ½Σ(a − y)²; δ = a − y``."""
+        return f"{OUTPUT_FORMULAS[self.output]}; L = {self.loss_formula}; δ = {self.delta_formula}"
 
 
 VARIANTS: dict[str, Variant] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnrun.engine import TrainSpec, init_params, train
+from nnrun.engine import REFERENCE, Speedups, TrainSpec, init_params, train
 from nnrun.optim import Adam, Momentum, SGD
 from nnrun.variants import VARIANTS
 
@@ -139,9 +139,9 @@ def test_adam_matches_torch_if_available():
     np.testing.assert_allclose(w[:, 0], tw.detach().numpy(), rtol=1e-12)
 
 
-def _train_rows(spec, seeds, lrs, sizes, X_, Y_, scheme="uniform", bias=False):
+def _train_rows(spec, seeds, lrs, sizes, X_, Y_, scheme="uniform", bias=False, speedups=Speedups()):
     Ws, bs = init_params(scheme, sizes, seeds, bias=bias, dtype=spec.dtype)
-    res = train(spec, X_, Y_, Ws, bs, lrs, seeds)
+    res = train(spec, X_, Y_, Ws, bs, lrs, seeds, speedups=speedups)
     return res
 
 
@@ -345,8 +345,8 @@ def test_grouping_invariance_long_sample_and_unit_axes(variant, outputs, n, hidd
 @pytest.mark.parametrize("variant", ["ce", "mse", "ng-on-mse", "mitchell-on-ce"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias, reduction, sizes", [(False, "sum", [3, 4, 1]), (True, "mean", [3, 5, 3, 1])])
-def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, variant, dtype, bias, reduction, sizes):
-    """nnrun.fastpath must reproduce engine.forward/backward + SGD exactly, divergence included."""
+def test_fused_fast_path_is_bit_identical_to_the_reference_path(variant, dtype, bias, reduction, sizes):
+    """nnrun.fastpath must reproduce network.forward/backward + SGD exactly, divergence included."""
     from nnrun import fastpath
 
     spec = TrainSpec(VARIANTS[variant], epochs=300, dtype=dtype, reduction=reduction, log_every=50, keep_weights=True, stop_converged=False)
@@ -357,10 +357,9 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, var
     assert fastpath.applies(spec, X3, sizes)
     runs = {}
     for label, fast in (("fast", True), ("reference", False)):
-        monkeypatch.setattr(fastpath, "applies", (lambda *a: True) if fast else (lambda *a: False))
         Ws, bs = init_params("uniform", sizes, seeds, bias=bias, dtype=dtype)
         Ws[0][0, 0, ::11] = np.inf  # runs that diverge at once
-        runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds)
+        runs[label] = train(spec, X3, Y3, Ws, bs, lr, seeds, speedups=Speedups() if fast else REFERENCE)
     f, r = runs["fast"], runs["reference"]
     assert r.diverged.any() and not r.diverged.all()
     assert_same_results(f, r)
@@ -370,7 +369,7 @@ def test_fused_fast_path_is_bit_identical_to_the_reference_path(monkeypatch, var
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("rate", [1.0, 0.7])
 @pytest.mark.parametrize("stop_converged", [False, True])
-def test_fused_fast_path_with_one_learning_rate_is_bit_identical(monkeypatch, dtype, rate, stop_converged):
+def test_fused_fast_path_with_one_learning_rate_is_bit_identical(dtype, rate, stop_converged):
     """One learning rate for every run makes the kernel's SGD multiply by a scalar (or skip
     the multiply at 1); runs that stop later make the rates differ again. Same bits as the
     reference path either way."""
@@ -379,9 +378,9 @@ def test_fused_fast_path_with_one_learning_rate_is_bit_identical(monkeypatch, dt
     spec = TrainSpec(VARIANTS["mse"], epochs=700, dtype=dtype, log_every=50, keep_weights=True, stop_converged=stop_converged)
     seeds = np.arange(40)
     runs = {}
+    assert fastpath.applies(spec, X, [3, 4, 1])
     for fast in (True, False):
-        monkeypatch.setattr(fastpath, "applies", (lambda *a: True) if fast else (lambda *a: False))
-        runs[fast] = _train_rows(spec, seeds, np.full(40, rate), [3, 4, 1], X, Y, scheme="legacy")
+        runs[fast] = _train_rows(spec, seeds, np.full(40, rate), [3, 4, 1], X, Y, scheme="legacy", speedups=Speedups(fused=fast))
     f, r = runs[True], runs[False]
     assert r.converged.any() and (stop_converged or not r.converged.all() or rate == 1.0)
     assert_same_results(f, r)
@@ -395,17 +394,14 @@ def test_fused_fast_path_with_one_learning_rate_is_bit_identical(monkeypatch, dt
         ("mse", {"batch_size": 2, "optimizer": "adam", "optimizer_args": (("beta1", 0.9), ("beta2", 0.999), ("eps", 1e-8))}),
     ],
 )
-def test_dropping_frozen_runs_changes_no_number(monkeypatch, variant, spec_kwargs):
+def test_dropping_frozen_runs_changes_no_number(variant, spec_kwargs):
     """Compaction (frozen runs leave the working arrays) against a run without it."""
-    import nnrun.engine as engine
-
     spec = TrainSpec(VARIANTS[variant], epochs=1500, keep_weights=True, log_every=25, **spec_kwargs)
     seeds = np.arange(150)
     lrs = np.tile([0.3, 1.0, 4.0, 1e30, 0.05], 30)  # staggered convergence, some divergence
     results = {}
-    for label, minimum in (("compacting", 64), ("never", 10**9)):
-        monkeypatch.setattr(engine, "COMPACT_MIN_RUNS", minimum)
-        results[label] = _train_rows(spec, seeds, lrs, [3, 4, 1], X, Y, scheme="legacy")
+    for label, compaction in (("compacting", True), ("never", False)):
+        results[label] = _train_rows(spec, seeds, lrs, [3, 4, 1], X, Y, scheme="legacy", speedups=Speedups(compaction=compaction))
     a, b = results["compacting"], results["never"]
     assert a.converged.any() and (~a.converged).any() and (a.diverged.any() or variant != "mse-linear")
     assert_same_results(a, b)
@@ -422,11 +418,11 @@ def test_dropping_frozen_runs_changes_no_number(monkeypatch, variant, spec_kwarg
         ("mse-linear", "sigmoid", "sgd"),
     ],
 )
-def test_runs_first_minibatches_are_bit_identical_to_the_reference_path(monkeypatch, dtype, variant, activation, optimizer):
+def test_runs_first_minibatches_are_bit_identical_to_the_reference_path(dtype, variant, activation, optimizer):
     """The runs-first minibatch path (weights in runs-first storage, no per-minibatch
-    transposes) against engine.forward/backward on runs-last arrays: same bits, divergence,
+    transposes) against forward/backward on runs-last weights: same bits, divergence,
     the loop-path contractions of the short last minibatch and compaction included."""
-    import nnrun.engine as engine
+    from nnrun.steppers import runs_first_pays
 
     rng = np.random.default_rng(2)
     n, outputs = 83, 1 if variant in ("mse", "mse-linear") else 4
@@ -440,16 +436,15 @@ def test_runs_first_minibatches_are_bit_identical_to_the_reference_path(monkeypa
         criterion="loss", metric="mse", threshold=0.2,
     )  # fmt: skip
     sizes = [20, 18, outputs]
-    assert engine._runs_first_applies(spec, Xm, sizes)
+    assert runs_first_pays(spec.batch_size, sizes)
     seeds = np.arange(70)
     lrs = np.tile([0.01, 0.05, 0.2, 1e300, 0.002, 1e30, 0.1], 10)
     runs = {}
-    for label, applies in (("runs-first", engine._runs_first_applies), ("reference", lambda *a: False)):
-        monkeypatch.setattr(engine, "_runs_first_applies", applies)
+    for label, runs_first in (("runs-first", True), ("reference", False)):
         Ws, bs = init_params("xavier", sizes, seeds, bias=True, dtype=dtype)
         Ws[0][0, 0, ::11] = np.inf  # runs that diverge at once
         Ws[1][2, 0, 5::17] = np.nan
-        runs[label] = train(spec, Xm, Ym, Ws, bs, lrs, seeds, X_test=Xm[:30], Y_test=Ym[:30])
+        runs[label] = train(spec, Xm, Ym, Ws, bs, lrs, seeds, X_test=Xm[:30], Y_test=Ym[:30], speedups=Speedups(runs_first=runs_first))
     f, r = runs["runs-first"], runs["reference"]
     assert r.diverged.any() and not r.diverged.all()
     assert_same_results(f, r)
@@ -457,12 +452,10 @@ def test_runs_first_minibatches_are_bit_identical_to_the_reference_path(monkeypa
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_sparse_shared_input_is_bit_identical_to_the_dense_loop(monkeypatch, dtype, bias):
+def test_sparse_shared_input_is_bit_identical_to_the_dense_loop(dtype, bias):
     """The fused kernel's skipping of exact-zero inputs and ±1 multiplications against its
     dense loop: same weights (NaN and ±inf where they were), verdicts and metrics, with runs
     that start at inf/NaN weights and runs whose learning rate overflows later."""
-    from nnrun import fastpath
-
     Xs = np.array([[0, 0, 1, 0], [0, 1, 1, 0], [1, 0, 1, 0], [1, 1, 1, 0], [0.5, -1, 1, 0], [-2, 0, 1, 0]], dtype=float)
     Ys = np.array([[0, 1, 1, 0, 1, 0]], dtype=float).T
     spec = TrainSpec(VARIANTS["ce"], epochs=400, dtype=dtype, reduction="mean" if bias else "sum", log_every=97, keep_weights=True, stop_converged=False)
@@ -470,20 +463,19 @@ def test_sparse_shared_input_is_bit_identical_to_the_dense_loop(monkeypatch, dty
     lr = np.where(seeds % 3 == 0, 0.5, 2.0) * np.where(seeds % 13 == 0, 1e30, 1.0) * np.where(seeds % 29 == 5, 1e18, 1.0)
     runs = {}
     for sparse in (True, False):
-        monkeypatch.setattr(fastpath.FullBatchKernel, "sparse", sparse)
         Ws, bs = init_params("uniform", [4, 5, 1], seeds, bias=bias, dtype=dtype)
         Ws[0][3, 0, ::11] = np.inf  # the all-zero input's weight: only 0·inf = NaN reveals it
         Ws[0][0, 1, 7::19] = np.nan
-        runs[sparse] = train(spec, Xs, Ys, Ws, bs, lr, seeds)
+        runs[sparse] = train(spec, Xs, Ys, Ws, bs, lr, seeds, speedups=Speedups(sparse_input=sparse))
     f, r = runs[True], runs[False]
     assert r.diverged.any() and not r.diverged.all()
     assert_same_results(f, r)
 
 
 def test_sample_order_equals_the_stable_argsort_with_and_without_ties():
-    from nnrun.engine import _sample_order
+    from nnrun.steppers import sample_order
 
     keys = np.random.default_rng(0).random((5, 300))
-    assert np.array_equal(_sample_order(keys), np.argsort(keys, axis=1, kind="stable"))
+    assert np.array_equal(sample_order(keys), np.argsort(keys, axis=1, kind="stable"))
     keys[2, ::7] = 0.5  # ties: the stable order decides
-    assert np.array_equal(_sample_order(keys), np.argsort(keys, axis=1, kind="stable"))
+    assert np.array_equal(sample_order(keys), np.argsort(keys, axis=1, kind="stable"))

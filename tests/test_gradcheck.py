@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nnrun import gradcheck, variants
 from nnrun.cli import app
-from nnrun.engine import backward, forward
+from nnrun.network import backward, forward
 from nnrun.variants import VARIANTS
 
 runner = CliRunner()
@@ -51,6 +51,15 @@ def test_default_config_json():
         assert v["sizes"] == [3, 4, 1]
 
 
+def test_every_variant_and_delta_rule_describes_itself():
+    """One line of words and the formula, for `nnrun variants` to list."""
+    for v in VARIANTS.values():
+        assert v.description and "\n" not in v.description
+        assert v.formula.endswith(f"L = {v.loss_formula}; δ = {v.delta_formula}")
+    for rule in variants.DELTAS.values():
+        assert rule.description and "\n" not in rule.description and rule.formula
+
+
 def test_mismatches_fail_and_are_explained(write_config):
     """A forced delta fails against the loss it names; that is reported, not a failed check (exit code 1 is for exact variants only)."""
     path = write_config(variants=["ce", "mse", "ng-on-mse", "mitchell-on-ce"])
@@ -75,7 +84,7 @@ def test_mismatches_fail_and_are_explained(write_config):
 
 def test_a_broken_exact_delta_exits_1(write_config, monkeypatch):
     """Simulate an engine bug: mse's exact delta loses its σ'(z) factor."""
-    monkeypatch.setitem(variants.EXACT_DELTAS, ("sigmoid", "mse"), variants.delta_a_minus_y)
+    monkeypatch.setitem(variants.EXACT_DELTAS, ("sigmoid", "mse"), variants.A_MINUS_Y)
     result = runner.invoke(app, ["gradcheck", str(write_config())])
     assert result.exit_code == 1, result.output
     out = " ".join(result.output.split())
@@ -216,7 +225,7 @@ def problem(output: str, bias: bool, runs: int = 2, seed: int = 0):
 
 
 def engine_grads(Ws, bs, X, Y, activation, variant, scale):
-    """The real code path: engine.forward then engine.backward; (params, runs)."""
+    """The real code path: network.forward then network.backward; (params, runs)."""
     zs, acts = forward(Ws, bs, X, activation, variant)
     gW, gb = backward(Ws, zs, acts, Y[..., None], activation, variant, scale)
     R = Ws[0].shape[-1]

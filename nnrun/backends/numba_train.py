@@ -3,7 +3,7 @@
 The kernel trains a stretch of epochs per call (up to the next logged epoch, at most
 ``SEGMENT``), each run recording its own convergence and divergence at every check. Logged
 epochs take their metrics from the reference ``engine.forward``/``engine.metrics`` on the
-current weights, and the final result is built by ``engine.finish``, so only the training
+current weights, and the final result is built by ``engine.result``, so only the training
 arithmetic is compiled. Minibatch sample orders come from the engine's own shuffles.
 """
 
@@ -13,16 +13,16 @@ import multiprocessing
 
 import numpy as np
 
-from nnrun import engine, signals
+from nnrun import engine, signals, steppers
 from nnrun.backends import numba_kernel as nk
 from nnrun.backends.jit import numba
-from nnrun.variants import delta_a_minus_y, delta_sigmoid_mse, delta_softmax_diagonal, delta_softmax_mse
+from nnrun.network import forward
 
 # Epochs per kernel call at most: frozen runs are dropped between calls, as the engine does.
 SEGMENT = 200
 SHUFFLE_BLOCK = 64  # epochs of shuffle keys drawn at a time, as the engine draws them
 _COMPILED: set[str] = set()  # dtypes whose kernel this process has compiled or loaded
-DELTA_CODES = {delta_a_minus_y: 0, delta_sigmoid_mse: 1, delta_softmax_diagonal: 1, delta_softmax_mse: 2}
+DELTA_CODES = {"a_minus_y": 0, "times_derivative": 1, "softmax_jacobian": 2}  # by variants.Delta name
 METRICS = ("ce", "mse", "accuracy", "max_error")
 
 
@@ -54,7 +54,7 @@ def _codes(spec) -> tuple[int, int, int, int]:
     crit = spec.metric if spec.criterion == "loss" else spec.criterion
     if crit == "ce" and spec.variant.output == "linear":
         crit = "never"
-    return nk.ACT[spec.activation], nk.OUT[spec.variant.output], DELTA_CODES[spec.variant.delta_fn], nk.CRITERION[crit]
+    return nk.ACT[spec.activation], nk.OUT[spec.variant.output], DELTA_CODES[spec.variant.delta_rule.name], nk.CRITERION[crit]
 
 
 def train(spec, X, Y, Ws, bs, lr, seeds, X_test=None, Y_test=None) -> engine.TrainResult:
@@ -90,7 +90,7 @@ class _Training:
         self.inv = inv
         self.codes = _codes(spec)
         self.consts = tuple(dt.type(v) for v in (1.0, 0.0, 0.5, spec.threshold, n))
-        self.init_weights = engine._snapshot(Ws, bs, ".init") if spec.keep_weights else {}
+        self.init_weights = engine.snapshot(Ws, bs, ".init") if spec.keep_weights else {}
         self.rngs = None if self.batch == n else [np.random.default_rng([int(s), 1]) for s in seeds]
         self.keys = None
 
@@ -113,17 +113,20 @@ class _Training:
             self._epochs(epoch, stop, check_first=not logged)
             epoch = stop
         self._write_back()
-        s = self.state
-        outcome = (s[1] != 0, s[3].copy(), s[4].copy(), s[2] != 0)
-        return engine.finish(spec, self.X, self.Y[..., None], self.out_W, self.out_b, outcome, log_epochs, curves, self.init_weights, X_test, Y_test)
+        s, R = self.state, self.state.shape[1]
+        state = engine.RunState(s[1] != 0, s[2] != 0, s[3].copy(), s[4].copy(), s[0] != 0, np.arange(R), spec.stop_converged)
+        zs, acts = forward(self.out_W, self.out_b, self.X, spec.activation, spec.variant)
+        last = (zs[-1], engine.metrics(spec.variant, zs[-1], acts[-1], self.Y[..., None], METRICS))
+        logged = engine.Curves(log_epochs, curves, log_epochs.tolist())
+        return engine.result(spec, state, logged, last, self.out_W, self.out_b, X_test, Y_test, self.init_weights)
 
     def _epochs(self, start: int, stop: int, check_first: bool) -> None:
         spec = self.spec
         order = np.empty((0, 0), np.int64)
         if self.rngs is not None:
             if start % SHUFFLE_BLOCK == 0:
-                self.keys = engine._shuffle_keys([self.rngs[r] for r in self.work], min(SHUFFLE_BLOCK, spec.epochs - start), self.n)
-            order = np.ascontiguousarray(engine._sample_order(self.keys[:, start % SHUFFLE_BLOCK]), dtype=np.int64)
+                self.keys = steppers.shuffle_keys([self.rngs[r] for r in self.work], min(SHUFFLE_BLOCK, spec.epochs - start), self.n)
+            order = np.ascontiguousarray(steppers.sample_order(self.keys[:, start % SHUFFLE_BLOCK]), dtype=np.int64)
         span = (start, stop, spec.check_every, spec.epochs)
         flags = (int(check_first), int(self.bias), self.batch, int(spec.stop_converged))
         args = (self.X, self.Y, self.theta, self.lr, self.state, self.work, order, self.inv, self.layout, self.codes, self.consts, span, flags)
@@ -138,12 +141,12 @@ class _Training:
         """A logged epoch, on the reference path: all metrics, divergence, convergence."""
         spec, w, s = self.spec, self.work, self.state
         Ws, bs = _views(self.theta, self.sizes, self.bias)
-        zs, acts = engine.forward(Ws, bs, self.X, spec.activation, spec.variant)
+        zs, acts = forward(Ws, bs, self.X, spec.activation, spec.variant)
         m = engine.metrics(spec.variant, zs[-1], acts[-1], self.Y[..., None], METRICS)
-        bad = w[~engine._finite(zs[-1], m, spec.variant.output) & (s[0, w] != 0)]
+        bad = w[~engine.finite(zs[-1], m, spec.variant.output) & (s[0, w] != 0)]
         s[2, bad], s[4, bad], s[0, bad] = 1, epoch, 0
         if epoch % spec.check_every == 0 or epoch == spec.epochs:
-            new = w[engine._criterion_met(spec, m) & (s[2, w] == 0) & (s[1, w] == 0)]
+            new = w[engine.criterion_met(spec, m) & (s[2, w] == 0) & (s[1, w] == 0)]
             s[1, new], s[3, new] = 1, epoch
             if spec.stop_converged:
                 frozen = new[s[0, new] != 0]
