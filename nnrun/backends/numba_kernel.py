@@ -273,20 +273,43 @@ def _cross_entropy(A, Z, Yb, zrow, fo, j, out, zero):
 
 
 @njit
-def _decide(stats, n, crit, epoch, stop, threshold, state, work, lanes):
+def _decide(stats, n, crit, epoch, stop, threshold, state, work, settled, verdict, lanes):
     """Divergence and convergence at a check epoch, per run (``state`` rows: active,
-    converged, diverged, epochs_to_converge, epochs_run)."""
+    converged, diverged, epochs_to_converge, epochs_run). ``settled`` keeps each lane's
+    outcome so far (0 open, 1 converged, 2 diverged); a first loop over all lanes (it
+    vectorises) finds the few with news, and only those look up and change their run's state.
+    Returns whether any lane had news."""
     for j in range(lanes):
-        r = work[j]
         me, metric = stats[0, j], stats[2, j] / n
         finite = stats[1, j] != 0 and math.isfinite(me) and (crit < 2 or crit == 4 or math.isfinite(metric))
-        if state[0, r] and not finite:
-            state[2, r], state[4, r], state[0, r] = 1, epoch, 0
         met = me < threshold if crit == 0 else (metric >= threshold if crit == 1 else (crit < 4 and metric < threshold))
-        if met and not state[2, r] and not state[1, r]:
-            state[1, r], state[3, r] = 1, epoch
-            if stop and state[0, r]:
-                state[4, r], state[0, r] = epoch, 0
+        verdict[j] = (0 if finite else 1) + (2 if met else 0)
+    news = False
+    for j in range(lanes):
+        v = verdict[j]
+        if (v & 1 and settled[j] != 2) or (v & 2 and settled[j] == 0):
+            news, r = True, work[j]
+            if state[0, r] and v & 1:
+                state[2, r], state[4, r], state[0, r] = 1, epoch, 0
+            if v & 2 and not state[2, r] and not state[1, r]:
+                state[1, r], state[3, r] = 1, epoch
+                if stop and state[0, r]:
+                    state[4, r], state[0, r] = epoch, 0
+            settled[j] = 2 if state[2, r] else (1 if state[1, r] else 0)
+    return news
+
+
+@njit
+def _live(live, settled, state, work, lanes):
+    """Each lane's run still training (``live``), and whether any is; with ``settled`` set
+    from the runs' states."""
+    anyone = False
+    for j in range(lanes):
+        r = work[j]
+        live[j] = state[0, r] != 0
+        settled[j] = 2 if state[2, r] else (1 if state[1, r] else 0)
+        anyone = anyone or live[j]
+    return anyone
 
 
 # ----------------------------------------------------------------------------- epochs
@@ -327,14 +350,12 @@ def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, c
     G = np.empty((theta.shape[0], lanes), theta.dtype)
     stats = np.empty((3, lanes), theta.dtype)
     live = np.empty(lanes, np.bool_)
+    settled, verdict = np.empty(lanes, np.int8), np.empty(lanes, np.int8)
     full = order.shape[1] == 0
     if full:
         _load(A, Yb, X, Y, order, 0, n, sizes[0], fo, lanes, True)
+    anyone = _live(live, settled, state, work, lanes)
     for e in range(e_from, e_to):
-        anyone = False
-        for j in range(lanes):
-            live[j] = state[0, work[j]] != 0
-            anyone = anyone or live[j]
         if not anyone:
             return
         if (e > e_from or check_first) and (e % check_every == 0 or e == last):
@@ -345,9 +366,8 @@ def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, c
                     _load(A, Yb, X, Y, order, start, nb, sizes[0], fo, lanes, True)
                 forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, lanes, one, zero)
                 _accumulate(A, Z, Yb, oa[L], fo, nb, out, crit, stats, lanes, one, zero, half)
-            _decide(stats, nf, crit, e, stop, threshold, state, work, lanes)
-            for j in range(lanes):
-                live[j] = state[0, work[j]] != 0
+            if _decide(stats, nf, crit, e, stop, threshold, state, work, settled, verdict, lanes):
+                anyone = _live(live, settled, state, work, lanes)
         elif full:
             forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, n, lanes, one, zero)
         for start in range(0, n, nbmax):
