@@ -33,7 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(HERE)]  # nnrun, and goals.py when imported as benchmarks.bench
 
 import goals  # noqa: E402  (benchmarks/goals.py, beside this script)
 

@@ -142,11 +142,11 @@ def test_a_runs_numbers_do_not_depend_on_its_batch_or_threads():
     from nnrun.backends import numba_train
 
     spec = engine.TrainSpec(variant=VARIANTS["ce"], epochs=400, batch_size=2, log_every=100)
-    seeds = np.arange(150)
+    seeds = np.arange(300)  # more than a block of lanes
     whole_W, _ = engine.init_params("legacy", [3, 4, 1], seeds)
-    whole = numba_train.train(spec, XOR_X, XOR_Y, whole_W, [None, None], np.full(150, 2.0), seeds)
+    whole = numba_train.train(spec, XOR_X, XOR_Y, whole_W, [None, None], np.full(300, 2.0), seeds)
     numba.set_num_threads(1)
-    for part in (slice(0, 7), slice(7, 150)):
+    for part in (slice(0, 7), slice(7, 300)):
         Ws, _ = engine.init_params("legacy", [3, 4, 1], seeds[part])
         res = numba_train._Training(spec, XOR_X, XOR_Y, Ws, [None, None], np.full(len(seeds[part]), 2.0), seeds[part]).run(None, None)
         np.testing.assert_array_equal(res.epochs_to_converge, whole.epochs_to_converge[part])

@@ -29,7 +29,7 @@ ACT = {"sigmoid": 0, "tanh": 1, "relu": 2}
 OUT = {"sigmoid": 0, "softmax": 1, "linear": 2}
 # "never": cross-entropy of a linear output, NaN by design, so it is never met (nor divergence).
 CRITERION = {"max_error": 0, "accuracy": 1, "mse": 2, "ce": 3, "never": 4}
-BLOCK = 128  # runs per block: long enough SIMD loops, a block's rows stay in L2 (measured 64–256)
+BLOCK = 256  # runs per block: long SIMD loops, few per block; rows stay in L2 (measured 32–512: 256 ≈ 512 > 128)
 
 
 @njit
@@ -64,8 +64,31 @@ def _times_derivative(D, A, row, code, lanes, one, zero):
             D[row, j] = D[row, j] * (one if A[row, j] > zero else zero)  # relu'(z) = [z > 0] = [a > 0]
 
 
+@njit(inline="always")
+def _dot(dst, d, U, u, us, V, v, vs, count, lanes):
+    """dst[d] = Σₜ U[u + t·us] ⊙ V[v + t·vs] over rows t = 0 … count−1 (``count`` ≥ 1),
+    added left to right as the reference adds them, four terms per pass over the lanes
+    (one load and store of ``dst`` per four products). A pass with fewer terms left reads
+    row ``u``/``v`` again for the missing ones and drops them with a select, so the loop has
+    one body and stays vectorised."""
+    for t in range(0, count, 4):
+        left, a0, b0 = count - t, u + t * us, v + t * vs
+        a1, b1 = (a0 + us, b0 + vs) if left > 1 else (u, v)
+        a2, b2 = (a0 + 2 * us, b0 + 2 * vs) if left > 2 else (u, v)
+        a3, b3 = (a0 + 3 * us, b0 + 3 * vs) if left > 3 else (u, v)
+        for j in range(lanes):
+            p = U[a0, j] * V[b0, j]
+            s = p if t == 0 else dst[d, j] + p
+            p = U[a1, j] * V[b1, j]
+            s = s + p if left > 1 else s
+            p = U[a2, j] * V[b2, j]
+            s = s + p if left > 2 else s
+            p = U[a3, j] * V[b3, j]
+            dst[d, j] = s + p if left > 3 else s
+
+
 @njit
-def forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, zero):
+def forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, lanes, one, zero):
     """Layers 1..L for the ``nb`` samples in A's layer 0; the output's z is kept in Z."""
     L = len(sizes) - 1
     for l in range(1, L + 1):
@@ -73,15 +96,10 @@ def forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, 
         for k in range(nb):
             for o in range(fo):
                 z = oa[l] + k * fo + o
-                src, w = oa[l - 1] + k * fi, ow[l - 1] + o
-                for j in range(lanes):
-                    A[z, j] = A[src, j] * theta[w, r0 + j]
-                for i in range(1, fi):
-                    for j in range(lanes):
-                        A[z, j] += A[src + i, j] * theta[w + i * fo, r0 + j]
+                _dot(A, z, A, oa[l - 1] + k * fi, 1, theta, ow[l - 1] + o, fo, fi, lanes)
                 if bias:
                     for j in range(lanes):
-                        A[z, j] += theta[ob[l - 1] + o, r0 + j]
+                        A[z, j] += theta[ob[l - 1] + o, j]
                 if l == L:
                     for j in range(lanes):
                         Z[k * fo + o, j] = A[z, j]
@@ -116,7 +134,7 @@ def _output(A, base, fo, nb, out, lanes, one):
 
 
 @njit
-def backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, scale, r0, lanes, one, zero):
+def backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, scale, lanes, one, zero):
     """Gradients of the loss over the ``nb`` samples into G (P, lanes); Yb (nb·k, lanes)."""
     L = len(sizes) - 1
     fo = sizes[L]
@@ -126,12 +144,7 @@ def backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, scale,
         fi, fo = sizes[l - 1], sizes[l]
         for i in range(fi):
             for o in range(fo):
-                g, d, a = ow[l - 1] + i * fo + o, oa[l] + o, oa[l - 1] + i
-                for j in range(lanes):
-                    G[g, j] = A[a, j] * D[d, j]
-                for k in range(1, nb):
-                    for j in range(lanes):
-                        G[g, j] += A[a + k * fi, j] * D[d + k * fo, j]
+                _dot(G, ow[l - 1] + i * fo + o, A, oa[l - 1] + i, fi, D, oa[l] + o, fo, nb, lanes)
         if bias:
             for o in range(fo):
                 g = ob[l - 1] + o
@@ -141,7 +154,7 @@ def backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, scale,
                     for j in range(lanes):
                         G[g, j] += D[oa[l] + k * fo + o, j]
         if l > 1:
-            _backprop(A, D, theta, oa[l - 1], oa[l], ow[l - 1], fi, fo, nb, act, r0, lanes, one, zero)
+            _backprop(A, D, theta, oa[l - 1], oa[l], ow[l - 1], fi, fo, nb, act, lanes, one, zero)
 
 
 @njit(inline="always")
@@ -171,26 +184,22 @@ def _output_delta(A, D, Yb, row, yrow, fo, delta, scale, lanes, one, zero):
 
 
 @njit
-def _backprop(A, D, theta, below, here, w0, fi, fo, nb, act, r0, lanes, one, zero):
+def _backprop(A, D, theta, below, here, w0, fi, fo, nb, act, lanes, one, zero):
     """D[layer below] = (Σₒ D[here]·W) · f'(a below), summed in o order."""
     for k in range(nb):
         for i in range(fi):
-            dst, src, w = below + k * fi + i, here + k * fo, w0 + i * fo
-            for j in range(lanes):
-                D[dst, j] = D[src, j] * theta[w, r0 + j]
-            for o in range(1, fo):
-                for j in range(lanes):
-                    D[dst, j] += D[src + o, j] * theta[w + o, r0 + j]
+            dst = below + k * fi + i
+            _dot(D, dst, D, here + k * fo, 1, theta, w0 + i * fo, 1, fo, lanes)
             _times_derivative(D, A, dst, act, lanes, one, zero)
 
 
 @njit
-def _update(theta, G, lr, live, r0, lanes):
+def _update(theta, G, lr, live, lanes):
     """w ← w − lr·g for the runs still training; the others keep their weights."""
     for p in range(G.shape[0]):
         for j in range(lanes):
-            w = theta[p, r0 + j]
-            theta[p, r0 + j] = w - lr[r0 + j] * G[p, j] if live[j] else w
+            w = theta[p, j]
+            theta[p, j] = w - lr[j] * G[p, j] if live[j] else w
 
 
 # ----------------------------------------------------------------------------- the check
@@ -264,20 +273,43 @@ def _cross_entropy(A, Z, Yb, zrow, fo, j, out, zero):
 
 
 @njit
-def _decide(stats, n, crit, epoch, stop, threshold, state, work, r0, lanes):
+def _decide(stats, n, crit, epoch, stop, threshold, state, work, settled, verdict, lanes):
     """Divergence and convergence at a check epoch, per run (``state`` rows: active,
-    converged, diverged, epochs_to_converge, epochs_run)."""
+    converged, diverged, epochs_to_converge, epochs_run). ``settled`` keeps each lane's
+    outcome so far (0 open, 1 converged, 2 diverged); a first loop over all lanes (it
+    vectorises) finds the few with news, and only those look up and change their run's state.
+    Returns whether any lane had news."""
     for j in range(lanes):
-        r = work[r0 + j]
         me, metric = stats[0, j], stats[2, j] / n
         finite = stats[1, j] != 0 and math.isfinite(me) and (crit < 2 or crit == 4 or math.isfinite(metric))
-        if state[0, r] and not finite:
-            state[2, r], state[4, r], state[0, r] = 1, epoch, 0
         met = me < threshold if crit == 0 else (metric >= threshold if crit == 1 else (crit < 4 and metric < threshold))
-        if met and not state[2, r] and not state[1, r]:
-            state[1, r], state[3, r] = 1, epoch
-            if stop and state[0, r]:
-                state[4, r], state[0, r] = epoch, 0
+        verdict[j] = (0 if finite else 1) + (2 if met else 0)
+    news = False
+    for j in range(lanes):
+        v = verdict[j]
+        if (v & 1 and settled[j] != 2) or (v & 2 and settled[j] == 0):
+            news, r = True, work[j]
+            if state[0, r] and v & 1:
+                state[2, r], state[4, r], state[0, r] = 1, epoch, 0
+            if v & 2 and not state[2, r] and not state[1, r]:
+                state[1, r], state[3, r] = 1, epoch
+                if stop and state[0, r]:
+                    state[4, r], state[0, r] = epoch, 0
+            settled[j] = 2 if state[2, r] else (1 if state[1, r] else 0)
+    return news
+
+
+@njit
+def _live(live, settled, state, work, lanes):
+    """Each lane's run still training (``live``), and whether any is; with ``settled`` set
+    from the runs' states."""
+    anyone = False
+    for j in range(lanes):
+        r = work[j]
+        live[j] = state[0, r] != 0
+        settled[j] = 2 if state[2, r] else (1 if state[1, r] else 0)
+        anyone = anyone or live[j]
+    return anyone
 
 
 # ----------------------------------------------------------------------------- epochs
@@ -299,12 +331,12 @@ def run_epochs(X, Y, theta, lr, state, work, order, inv, layout, codes, consts, 
         lanes = min(BLOCK, R - r0)
         runs = slice(r0, r0 + lanes)
         W = np.ascontiguousarray(theta[:, runs])  # the block's parameters, contiguous rows of its lanes
-        _block(X, Y, W, lr[runs], state, work[runs], order[runs], inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, 0, lanes, n, L, batch)
+        _block(X, Y, W, lr[runs], state, work[runs], order[runs], inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, lanes, n, L, batch)
         theta[:, runs] = W
 
 
 @njit
-def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, r0, lanes, n, L, batch):
+def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, lanes, n, L, batch):
     act, out, delta, crit = codes
     one, zero, half, threshold, nf = consts
     e_from, e_to, check_every, last = epochs_span
@@ -318,14 +350,12 @@ def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, c
     G = np.empty((theta.shape[0], lanes), theta.dtype)
     stats = np.empty((3, lanes), theta.dtype)
     live = np.empty(lanes, np.bool_)
+    settled, verdict = np.empty(lanes, np.int8), np.empty(lanes, np.int8)
     full = order.shape[1] == 0
     if full:
-        _load(A, Yb, X, Y, order, 0, n, sizes[0], fo, r0, lanes, True)
+        _load(A, Yb, X, Y, order, 0, n, sizes[0], fo, lanes, True)
+    anyone = _live(live, settled, state, work, lanes)
     for e in range(e_from, e_to):
-        anyone = False
-        for j in range(lanes):
-            live[j] = state[0, work[r0 + j]] != 0
-            anyone = anyone or live[j]
         if not anyone:
             return
         if (e > e_from or check_first) and (e % check_every == 0 or e == last):
@@ -333,30 +363,29 @@ def _block(X, Y, theta, lr, state, work, order, inv, sizes, oa, ow, ob, codes, c
             for start in range(0, n, nbmax):
                 nb = min(nbmax, n - start)
                 if not full:
-                    _load(A, Yb, X, Y, order, start, nb, sizes[0], fo, r0, lanes, True)
-                forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, zero)
+                    _load(A, Yb, X, Y, order, start, nb, sizes[0], fo, lanes, True)
+                forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, lanes, one, zero)
                 _accumulate(A, Z, Yb, oa[L], fo, nb, out, crit, stats, lanes, one, zero, half)
-            _decide(stats, nf, crit, e, stop, threshold, state, work, r0, lanes)
-            for j in range(lanes):
-                live[j] = state[0, work[r0 + j]] != 0
+            if _decide(stats, nf, crit, e, stop, threshold, state, work, settled, verdict, lanes):
+                anyone = _live(live, settled, state, work, lanes)
         elif full:
-            forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, n, r0, lanes, one, zero)
+            forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, n, lanes, one, zero)
         for start in range(0, n, nbmax):
             nb = min(nbmax, n - start)
             if not full:
-                _load(A, Yb, X, Y, order, start, nb, sizes[0], fo, r0, lanes, False)
-                forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, r0, lanes, one, zero)
-            backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, inv[nb], r0, lanes, one, zero)
-            _update(theta, G, lr, live, r0, lanes)
+                _load(A, Yb, X, Y, order, start, nb, sizes[0], fo, lanes, False)
+                forward(A, Z, theta, sizes, oa, ow, ob, bias, act, out, nb, lanes, one, zero)
+            backward(A, D, G, theta, Yb, sizes, oa, ow, ob, bias, act, delta, nb, inv[nb], lanes, one, zero)
+            _update(theta, G, lr, live, lanes)
 
 
 @njit
-def _load(A, Yb, X, Y, order, start, nb, fi, fo, r0, lanes, in_order):
+def _load(A, Yb, X, Y, order, start, nb, fi, fo, lanes, in_order):
     """Samples start … start+nb−1 into layer 0 and Yb: in order (``in_order``, the full data
     for a check), else each run's own ``order`` (a minibatch)."""
     for k in range(nb):
         for j in range(lanes):
-            s = start + k if in_order else order[r0 + j, start + k]
+            s = start + k if in_order else order[j, start + k]
             for i in range(fi):
                 A[k * fi + i, j] = X[s, i]
             for o in range(fo):
