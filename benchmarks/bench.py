@@ -457,7 +457,7 @@ def bench_w2(z: Sizes, skip: set[str]) -> tuple[list[Row], list[str]]:
     log("W2 nnrun")
     w2_nnrun(z.w2_runs, 1)
     t = best_of(lambda: w2_nnrun(z.w2_runs, z.w2_epochs), z.repeat)
-    rows.append(Row(name, f"nnrun engine.train, {z.w2_runs} runs, float64", "steady state", z.w2_runs * z.w2_epochs, t))
+    rows.append(Row(name, f"nnrun engine.train, {z.w2_runs} runs, float64 (what backend auto trains minibatches with)", "steady state", z.w2_runs * z.w2_epochs, t, label="nnrun W2"))
     log("W2 nnrun float32")
     t = best_of(lambda: w2_nnrun(z.w2_runs, z.w2_epochs, "float32"), z.repeat)
     rows.append(Row(name, f"nnrun engine.train, {z.w2_runs} runs, float32", "steady state", z.w2_runs * z.w2_epochs, t))

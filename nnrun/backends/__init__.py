@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 
-BACKENDS = ("auto", "numpy", "numba")
-
 
 class BackendError(ValueError):
     """A backend that cannot train this config here; the message says why and what to do."""
