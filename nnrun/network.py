@@ -147,11 +147,18 @@ class RunsFirstPass:
         self.WT = [np.empty((R, W.shape[1], W.shape[0]), dtype) for W in Ws]  # for backprop
         self.s = [np.empty_like(a) for a in self.a[1:-1]]  # activation derivatives
         self.m = np.empty((R, B, 1), dtype)  # softmax's max, then its sum
+        # Runs-first views, made once: (runs, 1, out) biases, (runs, out, in) weights,
+        # (runs, in, out) and (runs, out) gradients, (runs, in, samples) activations.
+        self.br = [None if b is None else b.T[:, None, :] for b in bs]
+        self.WrT = [W.transpose(2, 1, 0) for W in Ws]
+        self.gWr = [g.transpose(2, 0, 1) for g in gW]
+        self.gbr = [None if g is None else g.T for g in gb]
+        self.aT = [a.transpose(0, 2, 1) for a in self.a]
 
     def gradients(self, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, scale: float) -> None:
         """The gradients of the minibatch ``idx`` (runs, B) of samples of ``X``/``Y``."""
-        np.take(X, idx, axis=0, out=self.a[0], mode="clip")  # idx is in range: clip never applies
-        np.take(Y, idx, axis=0, out=self.y, mode="clip")
+        X.take(idx, axis=0, out=self.a[0], mode="clip")  # idx is in range: clip never applies; out= with
+        Y.take(idx, axis=0, out=self.y, mode="clip")  # the default mode would buffer a copy
         for l in range(len(self.Ws)):
             self._affine(l)
             self._activate(l)
@@ -162,13 +169,13 @@ class RunsFirstPass:
                 self._backprop(l)
 
     def _affine(self, l: int) -> None:
-        a, z, W, b = self.a[l], self.z[l], self.Ws[l], self.bs[l]
+        a, z, W = self.a[l], self.z[l], self.Ws[l]
         if use_loop(W.shape[0], self.B, W.shape[1]):
             np.copyto(z, affine(_rl(a), W, None).transpose(2, 0, 1))
         else:
             np.matmul(a, self.Wr[l], out=z)
-        if b is not None:
-            z += b.T[:, None, :]
+        if self.br[l] is not None:
+            z += self.br[l]
 
     def _activate(self, l: int) -> None:
         z, a = self.z[l], self.a[l + 1]
@@ -208,21 +215,21 @@ class RunsFirstPass:
             d *= scale
 
     def _grads(self, l: int) -> None:
-        a, d, gW = self.a[l], self.d[l], self.gW[l]
+        a, d = self.a[l], self.d[l]
         if use_loop(self.B, a.shape[2], d.shape[2]):
-            np.copyto(gW, weight_grad(_rl(a), _rl(d)))
+            np.copyto(self.gW[l], weight_grad(_rl(a), _rl(d)))
         else:
-            np.matmul(a.transpose(0, 2, 1), d, out=gW.transpose(2, 0, 1))
+            np.matmul(self.aT[l], d, out=self.gWr[l])
         if self.gb[l] is not None:  # rsum over the samples: a contiguous copy, summed innermost
             np.copyto(self.dT[l], d.transpose(0, 2, 1))
-            np.sum(self.dT[l], axis=-1, out=self.gb[l].T)
+            np.sum(self.dT[l], axis=-1, out=self.gbr[l])
 
     def _backprop(self, l: int) -> None:
         d, below, W = self.d[l], self.d[l - 1], self.Ws[l]
         if use_loop(W.shape[1], self.B, W.shape[0]):
             np.copyto(below, backprop(_rl(d), W).transpose(2, 0, 1))
         else:
-            np.copyto(self.WT[l], self.Wr[l].transpose(0, 2, 1))
+            np.copyto(self.WT[l], self.WrT[l])
             np.matmul(d, self.WT[l], out=below)
         if self.spec.activation == "sigmoid":  # variants.sigmoid_derivative: a·(1 − a)
             s = self.s[l - 1]
