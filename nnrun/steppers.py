@@ -24,6 +24,12 @@ def _params(Ws, bs) -> list[np.ndarray]:
     return Ws + [b for b in bs if b is not None]
 
 
+def _unparams(params: list[np.ndarray], bs) -> tuple[list, list]:
+    """``_params``'s inverse: weights and biases (None where ``bs`` has none) from its list."""
+    biases = iter(params[len(bs) :])
+    return params[: len(bs)], [None if b is None else next(biases) for b in bs]
+
+
 class FusedStepper:
     """Full-batch SGD on small sigmoid networks through ``fastpath.FullBatchKernel``, which
     trains its own copy of the weights. Its check needs no metrics: ``max_error()``."""
@@ -113,9 +119,7 @@ class MinibatchStepper:
             self.Ws, self.bs, self.params = Ws, bs, _params(Ws, bs)
             return
         self.flat, views = flat_storage(_params(Ws, bs))
-        self.Ws = views[: len(Ws)]
-        biases = iter(views[len(Ws) :])
-        self.bs = [None if b is None else next(biases) for b in bs]
+        self.Ws, self.bs = _unparams(views, bs)
         self.params = [self.flat.T]  # (parameters, runs): the optimiser's runs-last view
         self.grads = np.empty_like(self.flat)
 
@@ -143,11 +147,8 @@ class MinibatchStepper:
 
     def _pass(self, B: int) -> RunsFirstPass:
         if B not in self.passes:
-            grads = flat_views(self.grads, _params(self.Ws, self.bs))
-            gb = iter(grads[len(self.Ws) :])
-            self.passes[B] = RunsFirstPass(
-                self.spec, B, self.X, self.Y, self.Ws, self.bs, grads[: len(self.Ws)], [None if b is None else next(gb) for b in self.bs]
-            )
+            gW, gb = _unparams(flat_views(self.grads, _params(self.Ws, self.bs)), self.bs)
+            self.passes[B] = RunsFirstPass(self.spec, B, self.X, self.Y, self.Ws, self.bs, gW, gb)
         return self.passes[B]
 
     def compact(self, keep: np.ndarray) -> None:
