@@ -1,14 +1,17 @@
-"""The minibatch stepper's storage: parameters in one runs-first buffer, steps that reuse
-their buffers instead of allocating activations and gradients anew."""
+"""The minibatch stepper's storage: parameters in one runs-first buffer, steps (and optimiser
+updates) that reuse their buffers instead of allocating activations and gradients anew."""
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from nnrun.engine import TrainSpec, init_params
 from nnrun.network import use_loop
+from nnrun.optim import Adam, Momentum
 from nnrun.steppers import MinibatchStepper, flat_storage
 from nnrun.variants import VARIANTS
 
@@ -44,3 +47,28 @@ def test_a_minibatch_epoch_allocates_less_than_one_activation_buffer():
     finally:
         tracemalloc.stop()
     assert peak < runs * B * sizes[1] * 8  # fresh activations and gradients: ~16 of them
+
+
+@pytest.mark.parametrize("lr", [np.full(5, 0.3), np.array([0.3, 0.01, 0.2, 1.0, 0.05])])
+def test_in_place_updates_round_float32_weights_as_the_plain_formulas(lr):
+    """float32 weights with float64 rates: the rate times a float32 term is float64 in NumPy,
+    so w − lr·v is rounded once, at the end; a scratch buffer of the weights' type would round
+    lr·v first. Several steps, compared with the formulas written out, bit for bit."""
+    f32 = np.float32
+    rng = np.random.default_rng(4)
+    w0 = rng.normal(size=(3, 4, 5)).astype(f32)
+    gs = [rng.normal(size=w0.shape).astype(f32) for _ in range(4)]
+    w_mom, w_adam = w0.copy(), w0.copy()
+    mom, adam = Momentum([w_mom], beta=0.9), Adam([w_adam], beta1=0.9, beta2=0.999, eps=1e-8)
+    want_mom, want_adam, v, m, s = w0.copy(), w0.copy(), np.zeros_like(w0), np.zeros_like(w0), np.zeros_like(w0)
+    for t, g in enumerate(gs, start=1):
+        mom.step([w_mom], [g.copy()], lr)
+        adam.step([w_adam], [g.copy()], lr)
+        v = v * f32(0.9) + g
+        want_mom = (want_mom - lr * v).astype(f32)
+        m = m * 0.9 + (1 - 0.9) * g
+        s = s * 0.999 + (1 - 0.999) * (g * g)
+        denom = np.sqrt(s) / math.sqrt(1 - 0.999**t) + 1e-8  # a Python float: float32 stays
+        want_adam = (want_adam - lr / (1 - 0.9**t) * (m / denom)).astype(f32)
+    for got, want in ((w_mom, want_mom), (w_adam, want_adam)):
+        assert got.dtype == f32 and np.array_equal(got, want)
