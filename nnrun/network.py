@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnrun.variants import ACTIVATIONS, DERIVATIVES, Variant, rsum
+from nnrun.variants import A_MINUS_Y, ACTIVATIONS, DERIVATIVES, Variant, rsum
 
 # Contractions over at most LOOP_LIMIT terms, producing at most LOOP_CELLS numbers per run,
 # run as a loop of element-wise operations over all runs at once; others as one matrix
@@ -118,3 +118,133 @@ def _runs_first(x: np.ndarray, axes: tuple[int, ...] = (2, 0, 1)) -> np.ndarray:
     the same BLAS call for every run, whatever the batch size (a strided view may take
     NumPy's own loop, which rounds differently)."""
     return np.ascontiguousarray(x.transpose(axes))
+
+
+# ----------------------------------------------------------------------------- runs-first minibatches
+
+
+class RunsFirstPass:
+    """``forward`` then ``backward`` of minibatches of ``B`` samples, in runs-first memory,
+    ``(runs, samples, units)``, into buffers that every minibatch of that size reuses.
+
+    ``Ws``/``bs`` are runs-last views of runs-first parameter storage; the gradients are
+    written into the runs-last views ``gW``/``gb`` (of the same kind of storage). It performs
+    the operations of ``forward``/``backward`` in their order on operands in the memory order
+    those functions would see — every matrix product on the same contiguous per-run operands
+    — so every number is theirs, bit for bit; contractions on their loop path, and
+    activations or deltas with no in-place form here, are computed by those functions and
+    copied in."""
+
+    def __init__(self, spec, B: int, X: np.ndarray, Y: np.ndarray, Ws, bs, gW, gb) -> None:
+        R, dtype = Ws[0].shape[-1], Ws[0].dtype
+        self.spec, self.B, self.Ws, self.bs, self.gW, self.gb = spec, B, Ws, bs, gW, gb
+        self.Wr = [W.transpose(2, 0, 1) for W in Ws]  # (runs, in, out) views
+        self.a = [np.empty((R, B, X.shape[1]), X.dtype)] + [np.empty((R, B, W.shape[1]), dtype) for W in Ws]
+        self.z = [np.empty_like(a) for a in self.a[1:]]
+        self.d = [np.empty_like(a) for a in self.a[1:]]  # deltas at each layer's output
+        self.y = np.empty((R, B, Y.shape[1]), Y.dtype)
+        self.dT = [np.empty((R, W.shape[1], B), dtype) for W in Ws]  # for the bias sums
+        self.WT = [np.empty((R, W.shape[1], W.shape[0]), dtype) for W in Ws]  # for backprop
+        self.s = [np.empty_like(a) for a in self.a[1:-1]]  # activation derivatives
+        self.m = np.empty((R, B, 1), dtype)  # softmax's max, then its sum
+        # Runs-first views, made once: (runs, 1, out) biases, (runs, out, in) weights,
+        # (runs, in, out) and (runs, out) gradients, (runs, in, samples) activations.
+        self.br = [None if b is None else b.T[:, None, :] for b in bs]
+        self.WrT = [W.transpose(2, 1, 0) for W in Ws]
+        self.gWr = [g.transpose(2, 0, 1) for g in gW]
+        self.gbr = [None if g is None else g.T for g in gb]
+        self.aT = [a.transpose(0, 2, 1) for a in self.a]
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, scale: float) -> None:
+        """The gradients of the minibatch ``idx`` (runs, B) of samples of ``X``/``Y``."""
+        X.take(idx, axis=0, out=self.a[0], mode="clip")  # idx is in range: clip never applies; out= with
+        Y.take(idx, axis=0, out=self.y, mode="clip")  # the default mode would buffer a copy
+        for l in range(len(self.Ws)):
+            self._affine(l)
+            self._activate(l)
+        self._output_delta(scale)
+        for l in range(len(self.Ws) - 1, -1, -1):
+            self._grads(l)
+            if l > 0:
+                self._backprop(l)
+
+    def _affine(self, l: int) -> None:
+        a, z, W = self.a[l], self.z[l], self.Ws[l]
+        if use_loop(W.shape[0], self.B, W.shape[1]):
+            np.copyto(z, affine(_rl(a), W, None).transpose(2, 0, 1))
+        else:
+            np.matmul(a, self.Wr[l], out=z)
+        if self.br[l] is not None:
+            z += self.br[l]
+
+    def _activate(self, l: int) -> None:
+        z, a = self.z[l], self.a[l + 1]
+        last = l == len(self.Ws) - 1
+        kind = self.spec.variant.output if last else self.spec.activation
+        if kind == "sigmoid":  # variants.sigmoid
+            np.negative(z, out=a)
+            np.exp(a, out=a)
+            np.add(a, 1.0, out=a)
+            np.divide(1.0, a, out=a)
+        elif kind == "softmax":
+            self._softmax(z, a)
+        else:
+            np.copyto(a, _rf_view((self.spec.variant.output_fn if last else ACTIVATIONS[kind])(_rl(z))))
+
+    def _softmax(self, z: np.ndarray, e: np.ndarray) -> None:
+        """variants.softmax over the units, here the contiguous last axis."""
+        m = self.m
+        if z.shape[-1] > 16:
+            np.max(z, axis=-1, keepdims=True, out=m)
+        else:  # variants._max_over_units's loop: the same maximum
+            np.copyto(m, z[..., :1])
+            for o in range(1, z.shape[-1]):
+                np.maximum(m, z[..., o : o + 1], out=m)
+        np.subtract(z, m, out=e)
+        np.exp(e, out=e)
+        np.sum(e, axis=-1, keepdims=True, out=m)  # the sum rsum makes over a contiguous axis
+        np.divide(e, m, out=e)
+
+    def _output_delta(self, scale: float) -> None:
+        variant, d = self.spec.variant, self.d[-1]
+        if variant.delta_rule.name == A_MINUS_Y.name:
+            np.subtract(self.a[-1], self.y, out=d)
+        else:
+            np.copyto(d, _rf_view(variant.delta_fn(_rl(self.z[-1]), _rl(self.a[-1]), _rl(self.y))))
+        if scale != 1.0:
+            d *= scale
+
+    def _grads(self, l: int) -> None:
+        a, d = self.a[l], self.d[l]
+        if use_loop(self.B, a.shape[2], d.shape[2]):
+            np.copyto(self.gW[l], weight_grad(_rl(a), _rl(d)))
+        else:
+            np.matmul(self.aT[l], d, out=self.gWr[l])
+        if self.gb[l] is not None:  # rsum over the samples: a contiguous copy, summed innermost
+            np.copyto(self.dT[l], d.transpose(0, 2, 1))
+            np.sum(self.dT[l], axis=-1, out=self.gbr[l])
+
+    def _backprop(self, l: int) -> None:
+        d, below, W = self.d[l], self.d[l - 1], self.Ws[l]
+        if use_loop(W.shape[1], self.B, W.shape[0]):
+            np.copyto(below, backprop(_rl(d), W).transpose(2, 0, 1))
+        else:
+            np.copyto(self.WT[l], self.WrT[l])
+            np.matmul(d, self.WT[l], out=below)
+        if self.spec.activation == "sigmoid":  # variants.sigmoid_derivative: a·(1 − a)
+            s = self.s[l - 1]
+            np.subtract(1.0, self.a[l], out=s)
+            np.multiply(self.a[l], s, out=s)
+            below *= s
+        else:
+            np.multiply(_rl(below), DERIVATIVES[self.spec.activation](_rl(self.z[l - 1]), _rl(self.a[l])), out=_rl(below))
+
+
+def _rl(x: np.ndarray) -> np.ndarray:
+    """The runs-last view (samples, units, runs) of a runs-first array."""
+    return x.transpose(1, 2, 0)
+
+
+def _rf_view(x: np.ndarray) -> np.ndarray:
+    """The runs-first view (runs, samples, units) of a runs-last array."""
+    return x.transpose(2, 0, 1)

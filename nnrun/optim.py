@@ -34,6 +34,17 @@ def _rate_like(lr: np.ndarray, x: np.ndarray, cache: dict, key) -> np.ndarray:
     return full
 
 
+def _scratch(cache: dict, key, x: np.ndarray, *others) -> np.ndarray:
+    """A buffer of ``x``'s shape and memory order, of the type NumPy gives ``x`` combined with
+    ``others`` (a float32 parameter times a float64 rate is float64, and an ``out=`` of
+    another type would round differently); ``cache`` keeps one per ``key``."""
+    dtype = np.result_type(x, *others)
+    hit = cache.get(key)
+    if hit is None or hit.shape != x.shape or hit.dtype != dtype:
+        hit = cache[key] = np.empty_like(x, dtype=dtype)
+    return hit
+
+
 def one_rate(lr: np.ndarray, cache: dict):
     """The rate as a scalar when every run has the same one (multiplying by it gives the same
     bits as by the broadcast array, in fewer cycles), else None; remembered for ``lr``'s
@@ -73,6 +84,7 @@ class Momentum:
         self.t = 0
         self.beta = beta
         self.v = [np.zeros_like(w) for w in params]
+        self.scratch: dict = {}  # lr·v, without a new array each step
         self.lr_cache: dict = {}
         self.rate_cache: dict = {}
 
@@ -83,7 +95,7 @@ class Momentum:
             lr_ = _rate_like(lr, v, self.lr_cache, i) if rate is None else rate
             v *= self.beta
             v += g
-            w -= lr_ * v
+            w -= np.multiply(v, lr_, out=_scratch(self.scratch, i, v, lr_))
 
     def compact(self, keep: np.ndarray) -> None:
         self.v = [v[..., keep] for v in self.v]
@@ -98,18 +110,25 @@ class Adam:
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = [np.zeros_like(w) for w in params]
         self.v = [np.zeros_like(w) for w in params]
+        self.scratch: dict = {}  # each step's terms, in turn, without new arrays
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: np.ndarray) -> None:
         self.t += 1
         step_size = lr / (1.0 - self.beta1**self.t)
         bias_correction2_sqrt = math.sqrt(1.0 - self.beta2**self.t)
-        for w, g, m, v in zip(params, grads, self.m, self.v):
+        for i, (w, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
+            s = _scratch(self.scratch, i, v)
             m *= self.beta1
-            m += (1.0 - self.beta1) * g
+            m += np.multiply(g, 1.0 - self.beta1, out=s)
             v *= self.beta2
-            v += (1.0 - self.beta2) * (g * g)
-            denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
-            w -= step_size * (m / denom)
+            np.multiply(g, g, out=s)
+            s *= 1.0 - self.beta2
+            v += s
+            denom = np.sqrt(v, out=s)  # √v / √(1−β₂ᵗ) + ε
+            denom /= bias_correction2_sqrt
+            denom += self.eps
+            ratio = np.divide(m, denom, out=s)
+            w -= np.multiply(ratio, step_size, out=_scratch(self.scratch, (i, "step"), ratio, step_size))
 
     def compact(self, keep: np.ndarray) -> None:
         self.m = [m[..., keep] for m in self.m]

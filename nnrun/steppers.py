@@ -16,12 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 from nnrun import fastpath
-from nnrun.network import backward, forward, use_loop
+from nnrun.network import RunsFirstPass, backward, forward, use_loop
 from nnrun.optim import OPTIMIZERS
 
 
 def _params(Ws, bs) -> list[np.ndarray]:
     return Ws + [b for b in bs if b is not None]
+
+
+def _unparams(params: list[np.ndarray], bs) -> tuple[list, list]:
+    """``_params``'s inverse: weights and biases (None where ``bs`` has none) from its list."""
+    biases = iter(params[len(bs) :])
+    return params[: len(bs)], [None if b is None else next(biases) for b in bs]
 
 
 class FusedStepper:
@@ -93,8 +99,10 @@ class MinibatchStepper:
     """Minibatch backprop. Each run's sample order is reshuffled every epoch from its own
     seed, so runs sharing a seed see the same order and stay paired. A minibatch gathers
     each run's own samples in runs-first memory; where some contraction at the batch size
-    is a matrix product, the weights are kept runs-first too (``runs_first``), so no
-    contraction copies an operand."""
+    is a matrix product (``runs_first``), the parameters live in one runs-first buffer and
+    each minibatch runs through ``RunsFirstPass``'s buffers, so no contraction copies an
+    operand, no step allocates its activations or gradients, and the optimiser updates
+    every parameter in one call."""
 
     KEY_EPOCHS = 64  # epochs of shuffle keys drawn at a time
 
@@ -106,11 +114,14 @@ class MinibatchStepper:
         self.keys = None
 
     def _store(self, Ws, bs) -> None:
-        if self.runs_first:
-            Ws = [runs_first_storage(W) for W in Ws]
-            bs = [None if b is None else runs_first_storage(b) for b in bs]
-        self.Ws, self.bs = Ws, bs
-        self.params = _params(Ws, bs)
+        self.passes: dict[int, RunsFirstPass] = {}  # by batch size: the last minibatch may be short
+        if not self.runs_first:
+            self.Ws, self.bs, self.params = Ws, bs, _params(Ws, bs)
+            return
+        self.flat, views = flat_storage(_params(Ws, bs))
+        self.Ws, self.bs = _unparams(views, bs)
+        self.params = [self.flat.T]  # (parameters, runs): the optimiser's runs-last view
+        self.grads = np.empty_like(self.flat)
 
     def outputs(self) -> tuple[np.ndarray, np.ndarray]:
         zs, acts = forward(self.Ws, self.bs, self.X, self.spec.activation, self.spec.variant)
@@ -124,11 +135,21 @@ class MinibatchStepper:
         for start in range(0, n, spec.batch_size):
             idx = order[:, start : start + spec.batch_size]  # (runs, B)
             scale = 1.0 / idx.shape[1] if spec.reduction == "mean" else 1.0
+            if self.runs_first:
+                self._pass(idx.shape[1]).gradients(self.X, self.Y, idx, scale)
+                self.opt.step(self.params, [self.grads.T], lr)
+                continue
             Xb = np.take(self.X, idx, axis=0).transpose(1, 2, 0)  # (B, features, runs), runs-first memory
             Yb = np.take(self.Y, idx, axis=0).transpose(1, 2, 0)
             zs, acts = forward(self.Ws, self.bs, Xb, spec.activation, spec.variant)
             gW, gb = backward(self.Ws, zs, acts, Yb, spec.activation, spec.variant, scale, self.bs)
             self.opt.step(self.params, _params(gW, gb), lr)
+
+    def _pass(self, B: int) -> RunsFirstPass:
+        if B not in self.passes:
+            gW, gb = _unparams(flat_views(self.grads, _params(self.Ws, self.bs)), self.bs)
+            self.passes[B] = RunsFirstPass(self.spec, B, self.X, self.Y, self.Ws, self.bs, gW, gb)
+        return self.passes[B]
 
     def compact(self, keep: np.ndarray) -> None:
         self._store([W[..., keep] for W in self.Ws], [None if b is None else b[..., keep] for b in self.bs])
@@ -145,9 +166,26 @@ def runs_first_pays(batch_size: int, sizes: list[int]) -> bool:
     return any(not (use_loop(i, B, o) and use_loop(o, B, i) and use_loop(B, i, o)) for i, o in zip(sizes[:-1], sizes[1:]))
 
 
-def runs_first_storage(x: np.ndarray) -> np.ndarray:
-    """A runs-last view of a contiguous runs-first copy of ``x`` (same shape and values)."""
-    return np.ascontiguousarray(np.moveaxis(x, -1, 0)).transpose(tuple(range(1, x.ndim)) + (0,))
+def flat_storage(params: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One runs-first buffer (runs, Σ parameter sizes) holding copies of ``params`` (runs-last
+    arrays), and runs-last views of it in their shapes."""
+    flat = np.empty((params[0].shape[-1], sum(p[..., 0].size for p in params)), params[0].dtype)
+    views = flat_views(flat, params)
+    for v, p in zip(views, params):
+        v[...] = p
+    return flat, views
+
+
+def flat_views(flat: np.ndarray, params: list[np.ndarray]) -> list[np.ndarray]:
+    """Runs-last views of consecutive stretches of each row of ``flat`` (runs, total), shaped
+    as ``params``."""
+    views, start = [], 0
+    for p in params:
+        size = p[..., 0].size
+        v = flat[:, start : start + size].reshape((flat.shape[0],) + p.shape[:-1])
+        views.append(np.moveaxis(v, 0, -1))
+        start += size
+    return views
 
 
 def shuffle_keys(rngs: list[np.random.Generator], epochs: int, n: int) -> np.ndarray:
