@@ -191,3 +191,42 @@ def test_an_unwritable_cache_directory_compiles_without_caching(write_config, tm
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "manifest.json").read_text())["backend"] == "numba"
+
+
+_COMPILE_THEN_FORK = """
+import numba  # imported by another library before nnrun: nnrun's settings come after numba's first read
+import sys
+from pathlib import Path
+import numpy as np
+from typer.testing import CliRunner
+from nnrun import engine
+from nnrun.backends import numba_train
+from nnrun.cli import app
+from nnrun.variants import VARIANTS
+from nnrun.backends.jit import numba as nb
+
+nb.njit(lambda x: x + 1)(1.0)  # compiles: numba re-reads the environment nnrun changed since its import
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], float)
+Y = np.array([[0], [1], [1], [0]], float)
+Ws, bs = engine.init_params("legacy", [3, 4, 1], np.arange(4))
+numba_train.train(engine.TrainSpec(variant=VARIANTS["ce"], epochs=50), X, Y, Ws, bs, np.ones(4), np.arange(4))  # compiles here
+config, out = sys.argv[1], sys.argv[2]
+result = CliRunner().invoke(app, ["train", config, "--out", out, "-q", "--workers", "2", "--set", "training.backend=numba"])
+print(result.exit_code, result.output)
+"""
+
+
+@needs_numba
+@pytest.mark.slow
+def test_a_process_that_compiled_the_kernel_can_fork_workers(write_config, tmp_path):
+    """numba re-reads its config from the environment when it compiles; the threading layer
+    must stay one that survives fork (GNU OpenMP aborts forked workers), even where numba was
+    imported before nnrun set its cache directory."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")  # compile afresh, as on a new machine
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", _COMPILE_THEN_FORK, str(write_config(seeds=8)), str(out)], env=env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.stdout.startswith("0 "), (done.stdout, done.stderr)
+    assert "OpenMP" not in done.stderr
+    assert json.loads((out / "manifest.json").read_text())["backend"] == "numba"

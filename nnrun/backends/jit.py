@@ -37,11 +37,14 @@ CACHING = _writable(CACHE_DIR)
 if CACHING:
     os.environ["NUMBA_CACHE_DIR"] = str(CACHE_DIR)
 
-import numba  # noqa: E402  (after NUMBA_CACHE_DIR is set)
+# GNU OpenMP aborts a process that forks after using it, and nnrun's workers are forked. Set
+# in the environment too: when the environment has changed since numba read it (numba was
+# imported first, say), numba re-reads it before compiling, putting its default back.
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    # GNU OpenMP aborts a process that forks after using it, and nnrun's workers are forked.
-    numba.config.THREADING_LAYER = "workqueue"
+import numba  # noqa: E402  (after NUMBA_CACHE_DIR and NUMBA_THREADING_LAYER are set)
+
+numba.config.THREADING_LAYER = os.environ["NUMBA_THREADING_LAYER"]  # where numba was imported before us
 
 # error_model "numpy": x / 0 is inf or NaN as in NumPy, not a ZeroDivisionError, whose check
 # on every division would keep the sigmoid's loops from vectorising (×15 slower).
