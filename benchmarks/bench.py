@@ -312,7 +312,8 @@ def bench_w1(z: Sizes, skip: set[str], tmp: Path) -> tuple[list[Row], list[str]]
     )
     if "jax" in skip or not have("jax"):
         notes.append("JAX: not installed (pip install -e '.[bench]'), rows skipped.")
-        return rows + w1_large(z, skip, tmp, numba), notes
+        rows += w1_large(z, skip, tmp, numba)
+        return rows, notes + startup_floor(z, rows, tmp, numba)
     for dtype in ("float64", "float32"):
         log(f"W1 JAX steady {dtype}")
         t, finals = jax_w1_steady(z.w1_seeds, z.w1_epochs, dtype, z.repeat)
@@ -325,10 +326,45 @@ def bench_w1(z: Sizes, skip: set[str], tmp: Path) -> tuple[list[Row], list[str]]
     log("W1 JAX whole process")
     t = min(jax_w1_process(z.w1_seeds, z.w1_epochs, tmp) for _ in range(z.repeat))
     rows.append(Row(name, "JAX `python -c` (import + compile + run + save), float64", "whole process", work, t, label="JAX 1e7 process", cores=CORES))
-    return rows + w1_large(z, skip, tmp, numba), notes
+    rows += w1_large(z, skip, tmp, numba)
+    return rows, notes + startup_floor(z, rows, tmp, numba)
 
 
 CORES = os.cpu_count() or 1
+
+
+def startup_floor(z: Sizes, rows: list[Row], tmp: Path, numba: bool) -> list[str]:
+    """What W1's whole process costs besides training (`nnrun train` of its config for one
+    epoch), and the bounds that puts on the whole-process ratios against JAX: with training
+    at the steady rate per core measured above on every core, and the rate a 2× ratio needs."""
+    backend = "numba" if numba else "numpy"
+    log(f"W1 start-up floor ({backend}, 1 epoch)")
+    text = W1_CONFIG.format(epochs=1, dtype="float64", variants="ce, mse", seeds=z.w1_seeds, backend=backend)
+    floor = min(nnrun_process(text, None, tmp) for _ in range(z.repeat))
+    notes = [
+        f"Start-up floor: `nnrun train` of W1 for 1 epoch ({backend}, default workers) takes {floor:.2f} s: the interpreter, "
+        "the compiled backend's start in each worker, scipy.stats and pandas for the verdict tables, the results files."
+    ]
+    seconds = {r.label: r.seconds for r in rows if r.label}
+    core = seconds.get(f"{backend} f64 core")
+    if core is None:
+        return notes
+    kernel = 2 * z.w1_seeds * z.w1_epochs / core  # network-epochs/s on one core
+    for scale, label in ((1, "JAX 1e7 process"), (10, "JAX 1e8 process")):
+        if label not in seconds:
+            continue
+        work, jax = 2 * scale * z.w1_seeds * z.w1_epochs, seconds[label]
+        fastest = floor + work / (kernel * CORES)
+        budget = jax / 2 - floor
+        if budget > 0:
+            need = f"2× needs training in {budget:.2f} s: {work / budget / CORES:.3g} network-epochs/s a core, {work / budget / CORES / kernel:.2f}× the kernel's"
+        else:
+            need = "2× cannot be had: the floor alone is over half of JAX's whole process"
+        notes.append(
+            f"W1 at {f'{work:.0e}'.replace('e+0', 'e')} network-epochs: the floor plus training at the kernel's {kernel:.3g}/s a core on all {CORES} cores "
+            f"is {fastest:.2f} s, {jax / fastest:.2f}× JAX's whole process ({jax:.2f} s) at best; {need}."
+        )
+    return notes
 
 
 def w1_large(z: Sizes, skip: set[str], tmp: Path, numba: bool) -> list[Row]:
