@@ -137,10 +137,7 @@ def w1_engine(seeds: int, epochs: int, dtype: str, variants=("ce", "mse"), backe
 
 def one_numba_thread() -> None:
     """The compiled kernel on one thread in this process (rates per core)."""
-    if backends.numba_installed():
-        from nnrun.backends import numba_train
-
-        numba_train._threads = lambda: 1
+    backends.set_threads(1)
 
 
 def one_blas_thread():

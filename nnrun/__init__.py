@@ -14,7 +14,8 @@ def run(config, **overrides):
 
     - ``out``: the results directory, new or empty (default
       ``results/<name>/<timestamp>-<hash8>/``, as for ``nnrun train``).
-    - ``workers``: worker processes. Default: all cores, as the CLI, where processes fork
+    - ``workers``: cores to train on (worker processes, or threads of one worker where the
+      compiled backend trains every run). Default: all cores, as the CLI, where processes fork
       (Linux). Elsewhere (macOS, Windows) a pool starts fresh interpreters that import your
       script, so the default is 1; to use more, call ``nnrun.run`` under
       ``if __name__ == "__main__":`` and pass ``workers=N``.

@@ -31,7 +31,7 @@ app = typer.Typer(
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set training.epochs=500 (dotted key, YAML value); repeatable.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="Write results exactly here instead of results/<name>/<timestamp>-<hash8>/.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no tables; only the results path.")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Worker processes (default: all cores).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="Cores to train on (default: all): worker processes, or threads of one process where the compiled backend trains every run.")]
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where the runs train: local (this machine's processes) by default; `nnrun executors` lists every one.")]
 SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler, e.g. tcp://host:8786.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Finish an interrupted run in --out; only the missing runs are trained.")]

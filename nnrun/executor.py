@@ -240,10 +240,20 @@ def _one_blas_thread():
 
 def _worker_init(parent: int, threads: int) -> None:
     signals.worker_init(parent)
+    backends.set_threads(threads)
     with contextlib.suppress(Exception):
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(threads)
+        threadpool_limits(1)
+
+
+def spread(config_json: str, workers: int) -> tuple[int, int]:
+    """(processes, threads each) for ``workers`` cores. The compiled kernel threads over a
+    chunk's runs, so chunks it trains go to one process with a thread a core: numba starts
+    once (~0.4 s of CPU a process), not in every worker. The NumPy engine runs one thread a
+    process."""
+    compiled = all(c.config.training.backend == "numba" and backends.not_covered(c.config.training.optimizer.name) is None for c in _cells_cached(config_json))
+    return (1, workers) if compiled and workers > 1 else (workers, 1)
 
 
 def _pool_context():
@@ -257,13 +267,16 @@ def _pool_context():
 def iter_local(
     config_json: str, chunks: list[Chunk], workers: int, *, while_waiting: Callable[[], None] | None = None, **_: object
 ) -> Iterator[tuple[Chunk, dict]]:
-    """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool.
+    """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool
+    (of one process with a thread a worker where the compiled kernel trains every chunk).
 
     Starting the pool and submitting happen with signals deferred (a worker forked while a
     handler is about to raise would inherit it); ``while_waiting`` too (an import cut in half
     leaves a broken module behind). The caller decides where waiting may be interrupted.
     """
-    if workers <= 1 or len(chunks) <= 1:
+    processes, threads = spread(config_json, workers)
+    if threads == 1 and (processes <= 1 or len(chunks) <= 1):
+        backends.set_threads(1)
         for chunk in chunks:
             yield chunk, run_chunk(config_json, chunk)
         return
@@ -271,7 +284,7 @@ def iter_local(
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with signals.deferred():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_init, initargs=(os.getpid(), 1))
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=_pool_context(), initializer=_worker_init, initargs=(os.getpid(), threads))
     try:
         with signals.deferred():
             futures = {pool.submit(run_chunk, config_json, c): c for c in chunks}
@@ -334,11 +347,11 @@ class Executor:
         return any(p.name == option for p in self.params)
 
 
-WORKERS = Param("workers", int, None, "worker processes (--workers; default: all cores)", ge=1)
+WORKERS = Param("workers", int, None, "cores to train on (--workers; default: all): processes, or threads of one for the compiled backend", ge=1)
 EXECUTORS: dict[str, Executor] = {
     e.name: e
     for e in (
-        Executor("local", "this machine's processes: a process pool, or inline for one worker", iter_local, (WORKERS,)),
+        Executor("local", "this machine's processes: a pool (one process of threads for the compiled backend), or inline for one worker", iter_local, (WORKERS,)),
         Executor(
             "dask", "a Dask cluster: --scheduler's, or a local one of --workers processes (the 'dask' extra)",
             iter_dask,

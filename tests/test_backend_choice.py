@@ -37,3 +37,21 @@ def test_an_explicit_choice_is_kept(numba_here):
 def test_auto_without_numba_is_numpy(monkeypatch):
     monkeypatch.setattr(backends, "numba_installed", lambda: False)
     assert _backend() == "numpy"
+
+
+def _spread(workers: int, grid=(), **overrides) -> tuple[int, int]:
+    from nnrun import executor
+
+    config = api._with_backend(load(None, overrides=[f"{k}={v}" for k, v in overrides.items()], grid=grid))
+    return executor.spread(config.model_dump_json(), workers)
+
+
+def test_the_compiled_kernel_trains_in_one_process_with_a_thread_a_worker(numba_here):
+    assert _spread(4) == (1, 4)
+    assert _spread(1) == (1, 1)
+
+
+def test_the_numpy_engine_and_runs_numba_does_not_cover_keep_a_process_a_worker(numba_here):
+    assert _spread(4, **{"training.backend": "numpy"}) == (4, 1)
+    # auto: adam cells train on the NumPy engine, so the sweep keeps its processes
+    assert _spread(4, grid=["training.optimizer.name=sgd,adam"]) == (4, 1)

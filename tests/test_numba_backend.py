@@ -144,7 +144,11 @@ def test_a_runs_numbers_do_not_depend_on_its_batch_or_threads():
     spec = engine.TrainSpec(variant=VARIANTS["ce"], epochs=400, batch_size=2, log_every=100)
     seeds = np.arange(300)  # more than a block of lanes
     whole_W, _ = engine.init_params("legacy", [3, 4, 1], seeds)
-    whole = numba_train.train(spec, XOR_X, XOR_Y, whole_W, [None, None], np.full(300, 2.0), seeds)
+    backends.set_threads(2)  # two blocks of 150 runs, one a thread (where there are 2 cores)
+    try:
+        whole = numba_train.train(spec, XOR_X, XOR_Y, whole_W, [None, None], np.full(300, 2.0), seeds)
+    finally:
+        backends.set_threads(1)
     numba.set_num_threads(1)
     for part in (slice(0, 7), slice(7, 300)):
         Ws, _ = engine.init_params("legacy", [3, 4, 1], seeds[part])
@@ -230,3 +234,44 @@ def test_a_process_that_compiled_the_kernel_can_fork_workers(write_config, tmp_p
     assert done.stdout.startswith("0 "), (done.stdout, done.stderr)
     assert "OpenMP" not in done.stderr
     assert json.loads((out / "manifest.json").read_text())["backend"] == "numba"
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    "runs, threads, blocks, width",
+    [(600, 2, 4, 150), (1000, 2, 4, 250), (300, 2, 2, 150), (600, 1, 3, 200), (256, 1, 1, 256), (1, 2, 1, 1), (5, 4, 3, 2), (0, 2, 0, 1)],
+)
+def test_blocks_share_the_runs_evenly_between_threads(runs, threads, blocks, width):
+    from nnrun.backends import numba_kernel
+
+    assert numba_kernel._blocks(runs, threads) == (blocks, width)
+    assert (blocks - 1) * width < runs <= blocks * width or runs == 0  # every run in one block, no block empty
+
+
+_TRAIN_AND_COUNT = """
+import numpy as np
+from nnrun import backends, engine
+from nnrun.backends import numba_kernel, numba_train
+from nnrun.variants import VARIANTS
+
+X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], float)
+Y = np.array([[0], [1], [1], [0]], float)
+backends.set_threads(2)
+Ws, bs = engine.init_params("legacy", [3, 4, 1], np.arange(300))
+numba_train.train(engine.TrainSpec(variant=VARIANTS["ce"], epochs=20), X, Y, Ws, bs, np.ones(300), np.arange(300))
+stats = numba_kernel.run_epochs.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+
+
+@needs_numba
+@pytest.mark.slow
+def test_the_kernel_is_compiled_once_then_loaded_from_the_cache(tmp_path):
+    """A kernel numba cannot cache (a dynamic global, say) would compile in every process,
+    seconds each: the second process must load it."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    first, second = (subprocess.run([sys.executable, "-c", _TRAIN_AND_COUNT], env=env, capture_output=True, text=True, cwd=ROOT, timeout=600) for _ in range(2))
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
+    assert first.stdout.split() == ["0", "1"]  # compiled (a miss), and written to the cache
+    assert second.stdout.split() == ["1", "0"], second.stderr
+    assert "NumbaWarning" not in first.stderr + second.stderr

@@ -17,6 +17,20 @@ class BackendError(ValueError):
     """A backend that cannot train this config here; the message says why and what to do."""
 
 
+_threads = 1  # threads the compiled kernel may use in this process (the executor sets it)
+
+
+def set_threads(n: int) -> None:
+    """Let the compiled kernel use ``n`` threads in this process (runs are independent
+    lanes, so no number depends on it)."""
+    global _threads
+    _threads = max(1, int(n))
+
+
+def threads() -> int:
+    return _threads
+
+
 def numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 

@@ -321,18 +321,33 @@ def run_epochs(X, Y, theta, lr, state, work, order, inv, layout, codes, consts, 
     ``epochs_span[1]``: at each, the check (not at the first unless ``flags[0]``, every
     ``epochs_span[2]`` epochs and at the last, ``epochs_span[3]``), then an update of the
     runs still active. Full batch when ``order`` is empty, else one epoch of minibatches of
-    ``flags[2]`` samples in ``order`` (runs, samples). ``layout`` = (sizes, oa, ow, ob);
-    ``codes`` = (act, out, delta, crit); ``consts`` = (1, 0, ½, threshold, samples) in the dtype."""
+    ``flags[2]`` samples in ``order`` (runs, samples); blocks of runs shared between
+    ``flags[4]`` threads. ``layout`` = (sizes, oa, ow, ob); ``codes`` = (act, out, delta,
+    crit); ``consts`` = (1, 0, ½, threshold, samples) in the dtype."""
     sizes, oa, ow, ob = layout
     R, n, L = theta.shape[1], X.shape[0], len(sizes) - 1
     batch = flags[2]
-    for blk in prange((R + BLOCK - 1) // BLOCK):
-        r0 = blk * BLOCK
-        lanes = min(BLOCK, R - r0)
+    blocks, width = _blocks(R, flags[4])
+    for blk in prange(blocks):
+        r0 = blk * width
+        lanes = min(width, R - r0)
         runs = slice(r0, r0 + lanes)
         W = np.ascontiguousarray(theta[:, runs])  # the block's parameters, contiguous rows of its lanes
         _block(X, Y, W, lr[runs], state, work[runs], order[runs], inv, sizes, oa, ow, ob, codes, consts, epochs_span, flags, lanes, n, L, batch)
         theta[:, runs] = W
+
+
+@njit
+def _blocks(R, threads):
+    """(blocks, lanes per block): at most BLOCK lanes each, as many blocks as it takes
+    rounded up to a multiple of the threads, and the runs spread evenly over them, so every
+    thread gets the same share (600 runs on 2 threads: 4 blocks of 150, not 256 + 256 + 88)."""
+    if R == 0:
+        return 0, 1
+    blocks = (R + BLOCK - 1) // BLOCK
+    blocks = min(R, (blocks + threads - 1) // threads * threads)
+    width = (R + blocks - 1) // blocks
+    return (R + width - 1) // width, width  # 5 runs on 4 threads: 3 blocks of 2, none empty
 
 
 @njit

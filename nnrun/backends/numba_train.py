@@ -9,11 +9,9 @@ arithmetic is compiled. Minibatch sample orders come from the engine's own shuff
 
 from __future__ import annotations
 
-import multiprocessing
-
 import numpy as np
 
-from nnrun import engine, signals, steppers
+from nnrun import backends, engine, signals, steppers
 from nnrun.backends import numba_kernel as nk
 from nnrun.backends.jit import numba
 from nnrun.network import forward
@@ -24,11 +22,6 @@ SHUFFLE_BLOCK = 64  # epochs of shuffle keys drawn at a time, as the engine draw
 _COMPILED: set[str] = set()  # dtypes whose kernel this process has compiled or loaded
 DELTA_CODES = {"a_minus_y": 0, "times_derivative": 1, "softmax_jacobian": 2}  # by variants.Delta name
 METRICS = ("ce", "mse", "accuracy", "max_error")
-
-
-def _threads() -> int:
-    """One thread inside a worker process (nnrun parallelises over processes), else all."""
-    return 1 if multiprocessing.parent_process() is not None else numba.config.NUMBA_NUM_THREADS
 
 
 def _layout(sizes: list[int], bias: bool, nb: int) -> tuple[np.ndarray, ...]:
@@ -59,7 +52,7 @@ def _codes(spec) -> tuple[int, int, int, int]:
 
 def train(spec, X, Y, Ws, bs, lr, seeds, X_test=None, Y_test=None) -> engine.TrainResult:
     """Train every run of the batch; ``Ws``/``bs`` are updated in place (``engine.train``)."""
-    numba.set_num_threads(_threads())
+    numba.set_num_threads(min(backends.threads(), numba.config.NUMBA_NUM_THREADS))
     with np.errstate(all="ignore"):
         return _Training(spec, X, Y, Ws, bs, lr, seeds).run(X_test, Y_test)
 
@@ -128,7 +121,7 @@ class _Training:
                 self.keys = steppers.shuffle_keys([self.rngs[r] for r in self.work], min(SHUFFLE_BLOCK, spec.epochs - start), self.n)
             order = np.ascontiguousarray(steppers.sample_order(self.keys[:, start % SHUFFLE_BLOCK]), dtype=np.int64)
         span = (start, stop, spec.check_every, spec.epochs)
-        flags = (int(check_first), int(self.bias), self.batch, int(spec.stop_converged))
+        flags = (int(check_first), int(self.bias), self.batch, int(spec.stop_converged), numba.get_num_threads())
         args = (self.X, self.Y, self.theta, self.lr, self.state, self.work, order, self.inv, self.layout, self.codes, self.consts, span, flags)
         if self.dt.name in _COMPILED:
             nk.run_epochs(*args)
