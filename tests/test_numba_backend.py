@@ -239,13 +239,14 @@ def test_a_process_that_compiled_the_kernel_can_fork_workers(write_config, tmp_p
 @needs_numba
 @pytest.mark.parametrize(
     "runs, threads, blocks, width",
-    [(600, 2, 4, 150), (1000, 2, 4, 250), (300, 2, 2, 150), (600, 1, 3, 200), (256, 1, 1, 256), (1, 2, 1, 1), (5, 4, 3, 2), (0, 2, 0, 1)],
+    [(600, 2, 4, 152), (1000, 2, 4, 256), (1000, 1, 4, 256), (300, 2, 2, 152), (600, 1, 3, 200), (256, 1, 1, 256), (1, 2, 1, 8), (20, 4, 3, 8), (0, 2, 0, 1)],
 )
 def test_blocks_share_the_runs_evenly_between_threads(runs, threads, blocks, width):
     from nnrun.backends import numba_kernel
 
     assert numba_kernel._blocks(runs, threads) == (blocks, width)
     assert (blocks - 1) * width < runs <= blocks * width or runs == 0  # every run in one block, no block empty
+    assert width % numba_kernel.ALIGN == 0 or runs == 0
 
 
 _TRAIN_AND_COUNT = """
