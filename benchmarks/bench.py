@@ -340,7 +340,7 @@ def startup_floor(z: Sizes, rows: list[Row], tmp: Path, numba: bool) -> list[str
     floor = min(nnrun_process(text, None, tmp) for _ in range(z.repeat))
     notes = [
         f"Start-up floor: `nnrun train` of W1 for 1 epoch ({backend}, default workers) takes {floor:.2f} s: the interpreter, "
-        "the compiled backend's start in each worker, scipy.stats and pandas for the verdict tables, the results files."
+        f"{'the compiled backend' if numba else 'NumPy'}'s start in its worker{'' if numba else 's'}, scipy.stats and pandas for the verdict tables, the results files."
     ]
     seconds = {r.label: r.seconds for r in rows if r.label}
     core = seconds.get(f"{backend} f64 core")
