@@ -247,13 +247,27 @@ def _worker_init(parent: int, threads: int) -> None:
         threadpool_limits(1)
 
 
-def spread(config_json: str, workers: int) -> tuple[int, int]:
-    """(processes, threads each) for ``workers`` cores. The compiled kernel threads over a
-    chunk's runs, so chunks it trains go to one process with a thread a core: numba starts
-    once (~0.4 s of CPU a process), not in every worker. The NumPy engine runs one thread a
-    process."""
-    compiled = all(c.config.training.backend == "numba" and backends.not_covered(c.config.training.optimizer.name) is None for c in _cells_cached(config_json))
-    return (1, workers) if compiled and workers > 1 else (workers, 1)
+def compiled(config_json: str) -> bool:
+    """Whether the compiled kernel trains every chunk of this config."""
+    return all(c.config.training.backend == "numba" and backends.not_covered(c.config.training.optimizer.name) is None for c in _cells_cached(config_json))
+
+
+def spread(config_json: str, workers: int, chunks: int) -> tuple[int, int]:
+    """(processes, threads each) to train ``chunks`` chunks on ``workers`` cores; 0 processes:
+    in this one. A process forked before this one loaded the compiled kernel starts numba
+    itself (~0.4 s of CPU), so on a cold kernel no more chunks than workers go to one process
+    with a thread a core (W1 at 1e7 network-epochs, 2 chunks: 0.2 s sooner). More chunks go
+    to a process a core, as they do once the kernel is loaded here: threads share only the
+    kernel's epochs, not a chunk's Python work (its logged epochs, its results; W1 at 1e8,
+    6 chunks: 0.6 s sooner in two processes)."""
+    if workers <= 1:
+        return 0, 1
+    kernel = compiled(config_json)
+    if kernel and not backends.kernel_loaded():
+        return (1, workers) if chunks <= workers else (workers, 1)
+    if chunks <= 1:
+        return 0, workers if kernel else 1  # the loaded kernel's threads, or NumPy on one core
+    return workers, 1
 
 
 def _pool_context():
@@ -268,15 +282,15 @@ def iter_local(
     config_json: str, chunks: list[Chunk], workers: int, *, while_waiting: Callable[[], None] | None = None, **_: object
 ) -> Iterator[tuple[Chunk, dict]]:
     """Yield (chunk, result) as chunks finish: inline for one worker, else a process pool
-    (of one process with a thread a worker where the compiled kernel trains every chunk).
+    (see ``spread``: one process with a thread a worker for a few chunks on a cold kernel).
 
     Starting the pool and submitting happen with signals deferred (a worker forked while a
     handler is about to raise would inherit it); ``while_waiting`` too (an import cut in half
     leaves a broken module behind). The caller decides where waiting may be interrupted.
     """
-    processes, threads = spread(config_json, workers)
-    if threads == 1 and (processes <= 1 or len(chunks) <= 1):
-        backends.set_threads(1)
+    processes, threads = spread(config_json, workers, len(chunks))
+    if processes == 0:
+        backends.set_threads(threads)
         for chunk in chunks:
             yield chunk, run_chunk(config_json, chunk)
         return

@@ -276,3 +276,10 @@ def test_the_kernel_is_compiled_once_then_loaded_from_the_cache(tmp_path):
     assert first.stdout.split() == ["0", "1"]  # compiled (a miss), and written to the cache
     assert second.stdout.split() == ["1", "0"], second.stderr
     assert "NumbaWarning" not in first.stderr + second.stderr
+
+
+@needs_numba
+def test_warming_loads_the_kernel_in_this_process():
+    code = "from nnrun import backends; a = backends.kernel_loaded(); backends.warm('float64'); print(a, backends.kernel_loaded())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.stdout.split() == ["False", "True"], done.stderr

@@ -15,6 +15,7 @@ from nnrun import backends, engine, signals, steppers
 from nnrun.backends import numba_kernel as nk
 from nnrun.backends.jit import numba
 from nnrun.network import forward
+from nnrun.variants import VARIANTS
 
 # Epochs per kernel call at most: frozen runs are dropped between calls, as the engine does.
 SEGMENT = 200
@@ -22,6 +23,22 @@ SHUFFLE_BLOCK = 64  # epochs of shuffle keys drawn at a time, as the engine draw
 _COMPILED: set[str] = set()  # dtypes whose kernel this process has compiled or loaded
 DELTA_CODES = {"a_minus_y": 0, "times_derivative": 1, "softmax_jacobian": 2}  # by variants.Delta name
 METRICS = ("ce", "mse", "accuracy", "max_error")
+
+
+def loaded() -> bool:
+    return bool(_COMPILED)
+
+
+def warm(dtype: str) -> None:
+    """Load (or compile) the kernel for ``dtype``: one epoch of four XOR runs."""
+    if dtype in _COMPILED:
+        return
+    X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=dtype)
+    Y = np.array([[0], [1], [1], [0]], dtype=dtype)
+    seeds = np.arange(4)
+    Ws, bs = engine.init_params("legacy", [3, 4, 1], seeds, dtype=dtype)
+    spec = engine.TrainSpec(variant=VARIANTS["ce"], epochs=1, dtype=dtype)
+    train(spec, X, Y, Ws, bs, np.ones(4), seeds)
 
 
 def _layout(sizes: list[int], bias: bool, nb: int) -> tuple[np.ndarray, ...]:
