@@ -342,9 +342,9 @@ def floor_seconds(z: Sizes, tmp: Path, numba: bool) -> float:
 
 
 def floor_notes(z: Sizes, rows: list[Row], floor: float) -> list[str]:
-    """The start-up floor, and the bounds it puts on the whole-process ratios against JAX:
-    with training at the steady rate per core measured above on every core, and the rate a
-    2× ratio needs."""
+    """The start-up floor, and what it leaves of the time a 2× whole-process ratio against
+    JAX allows: a whole run takes at least its floor, and its training adds to that, less
+    what of the floor it overlaps (the statistics imports, while the workers train)."""
     numba = backends.numba_installed()
     backend = "numba" if numba else "numpy"
     notes = [
@@ -353,8 +353,16 @@ def floor_notes(z: Sizes, rows: list[Row], floor: float) -> list[str]:
     ]
     seconds = {r.label: r.seconds for r in rows if r.label}
     core = seconds.get(f"{backend} f64 core")
-    if core is None:
-        return notes
+    for scale, label in ((1, "JAX 1e7 process"), (10, "JAX 1e8 process")):
+        if label not in seconds:
+            continue
+        work, target = 2 * scale * z.w1_seeds * z.w1_epochs, seconds[label] / 2
+        text = f"W1 at {f'{work:.0e}'.replace('e+0', 'e')} network-epochs: 2× JAX's whole process ({2 * target:.2f} s) means finishing in {target:.2f} s; the floor alone takes {floor / target:.0%} of that"
+        if core is not None and floor < target:
+            kernel = 2 * z.w1_seeds * z.w1_epochs / core  # network-epochs/s on one core
+            text += f", and training at the kernel's {kernel:.3g}/s a core on all {CORES} cores {work / (kernel * CORES):.2f} s more, less what of the floor it overlaps"
+        notes.append(text + ".")
+    return notes
     kernel = 2 * z.w1_seeds * z.w1_epochs / core  # network-epochs/s on one core
     for scale, label in ((1, "JAX 1e7 process"), (10, "JAX 1e8 process")):
         if label not in seconds:
