@@ -363,7 +363,7 @@ def iter_none():
 def _while_training(config: Config) -> None:
     """While the workers train: import pandas and scipy.stats (~0.6 s); and where a
     learning-rate search will fork workers again, load the compiled kernel here, so that
-    they start with it instead of each starting numba (the default sweep: 2.6 s, not 3.4)."""
+    they start with it instead of each starting numba (the default sweep: 2.5 s, not 3.6)."""
     import nnrun.stats  # noqa: F401  (imports pandas too)
 
     if config.search is not None and config.training.backend == "numba":
