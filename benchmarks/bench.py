@@ -363,22 +363,6 @@ def floor_notes(z: Sizes, rows: list[Row], floor: float) -> list[str]:
             text += f", and training at the kernel's {kernel:.3g}/s a core on all {CORES} cores {work / (kernel * CORES):.2f} s more, less what of the floor it overlaps"
         notes.append(text + ".")
     return notes
-    kernel = 2 * z.w1_seeds * z.w1_epochs / core  # network-epochs/s on one core
-    for scale, label in ((1, "JAX 1e7 process"), (10, "JAX 1e8 process")):
-        if label not in seconds:
-            continue
-        work, jax = 2 * scale * z.w1_seeds * z.w1_epochs, seconds[label]
-        fastest = floor + work / (kernel * CORES)
-        budget = jax / 2 - floor
-        if budget > 0:
-            need = f"2× needs training in {budget:.2f} s: {work / budget / CORES:.3g} network-epochs/s a core, {work / budget / CORES / kernel:.2f}× the kernel's"
-        else:
-            need = "2× cannot be had: the floor alone is over half of JAX's whole process"
-        notes.append(
-            f"W1 at {f'{work:.0e}'.replace('e+0', 'e')} network-epochs: the floor plus training at the kernel's {kernel:.3g}/s a core on all {CORES} cores "
-            f"is {fastest:.2f} s, {jax / fastest:.2f}× JAX's whole process ({jax:.2f} s) at best; {need}."
-        )
-    return notes
 
 
 def w1_large(z: Sizes, skip: set[str], tmp: Path, numba: bool) -> list[Row]:
